@@ -1,0 +1,11 @@
+// perplexity-async: the umbrella header. Include this to get everything.
+#pragma once
+
+#include <perplexity/chat.hpp>
+#include <perplexity/client.hpp>
+#include <perplexity/error.hpp>
+#include <perplexity/expected.hpp>
+#include <perplexity/job.hpp>
+#include <perplexity/json.hpp>
+#include <perplexity/options.hpp>
+#include <perplexity/version.hpp>

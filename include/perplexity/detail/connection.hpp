@@ -1,0 +1,251 @@
+// One HTTP/1.1 connection to the API origin, over TLS or (for loopback) plain TCP, with a timeout on
+// every step. It reports failures as an IoFailure naming the step, so the client can say exactly what
+// went wrong and decide whether the request may be sent again.
+#pragma once
+
+#include <perplexity/detail/url.hpp>
+#include <perplexity/expected.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/socket.h>
+#endif
+
+namespace perplexity::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+
+using HttpRequest = http::request<http::string_body>;
+using HttpResponse = http::response<http::string_body>;
+
+/// The I/O steps of one exchange, in order.
+enum class IoStep { resolve, connect, tls_handshake, write, read_header, read_body };
+
+constexpr const char* to_string(IoStep step) noexcept {
+    switch (step) {
+        case IoStep::resolve:
+            return "resolving the host";
+        case IoStep::connect:
+            return "connecting";
+        case IoStep::tls_handshake:
+            return "the TLS handshake";
+        case IoStep::write:
+            return "sending the request";
+        case IoStep::read_header:
+            return "reading the response header";
+        case IoStep::read_body:
+            return "reading the response body";
+    }
+    return "I/O";
+}
+
+struct IoFailure {
+    IoStep step{};
+    boost::system::error_code ec{};
+    /// True when not one byte of a response arrived: on a reused connection this is what a server that
+    /// had already closed it looks like.
+    bool nothing_received = false;
+    /// OpenSSL's certificate verification verdict, when verification is what failed.
+    std::string verification_problem{};
+};
+
+struct ExchangeLimits {
+    std::chrono::milliseconds timeout{};
+    std::size_t max_header{};
+    std::size_t max_body{};
+};
+
+struct ConnectSettings {
+    std::chrono::milliseconds connect_timeout{};
+    std::chrono::milliseconds tls_handshake_timeout{};
+};
+
+template <class T>
+using IoResult = expected<T, IoFailure>;
+
+class Connection {
+  public:
+    using TcpStream = beast::tcp_stream;
+    using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+    /// Resolves, connects and (for https) handshakes with certificate and host name verification.
+    static asio::awaitable<IoResult<std::unique_ptr<Connection>>> open(const Origin& origin,
+                                                                       ssl::context* tls,
+                                                                       ConnectSettings settings) {
+        const auto executor = co_await asio::this_coro::executor;
+        auto endpoints = co_await resolve(executor, origin, settings.connect_timeout);
+        if (!endpoints) {
+            co_return unexpected(std::move(endpoints).error());
+        }
+
+        TcpStream tcp(executor);
+        tcp.expires_after(settings.connect_timeout);
+        auto [connect_ec, endpoint] =
+            co_await tcp.async_connect(*endpoints, asio::as_tuple(asio::use_awaitable));
+        if (connect_ec) {
+            co_return unexpected(IoFailure{IoStep::connect, connect_ec});
+        }
+        tcp.socket().set_option(asio::ip::tcp::no_delay(true));
+        tcp.expires_never();
+
+        if (!origin.tls) {
+            co_return std::make_unique<Connection>(std::move(tcp));
+        }
+
+        TlsStream stream(std::move(tcp), *tls);
+        SSL* ssl_handle = stream.native_handle();
+        // SNI carries host names only (RFC 6066); the verification target is the name or the address.
+        if (!origin.host_is_ip_literal) {
+            if (SSL_set_tlsext_host_name(ssl_handle, origin.host.c_str()) != 1 ||
+                SSL_set1_host(ssl_handle, origin.host.c_str()) != 1) {
+                co_return unexpected(IoFailure{IoStep::tls_handshake, ssl_error()});
+            }
+        } else if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_handle), origin.host.c_str()) != 1) {
+            co_return unexpected(IoFailure{IoStep::tls_handshake, ssl_error()});
+        }
+        beast::get_lowest_layer(stream).expires_after(settings.tls_handshake_timeout);
+        auto [handshake_ec] =
+            co_await stream.async_handshake(ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
+        if (handshake_ec) {
+            IoFailure failure{IoStep::tls_handshake, handshake_ec};
+            if (const long verdict = SSL_get_verify_result(ssl_handle); verdict != X509_V_OK) {
+                failure.verification_problem = X509_verify_cert_error_string(verdict);
+            }
+            co_return unexpected(std::move(failure));
+        }
+        beast::get_lowest_layer(stream).expires_never();
+        co_return std::make_unique<Connection>(std::move(stream));
+    }
+
+    explicit Connection(TcpStream stream) : stream_(std::move(stream)) {}
+    explicit Connection(TlsStream stream) : stream_(std::move(stream)) {}
+
+    /// Writes one request and reads its response, all within `limits.timeout`.
+    asio::awaitable<IoResult<HttpResponse>> exchange(const HttpRequest& request, ExchangeLimits limits) {
+        tcp().expires_after(limits.timeout);
+        auto [write_ec, written] = co_await std::visit(
+            [&](auto& stream) {
+                return http::async_write(stream, request, asio::as_tuple(asio::use_awaitable));
+            },
+            stream_);
+        if (write_ec) {
+            co_return unexpected(IoFailure{IoStep::write, write_ec, true});
+        }
+
+        http::response_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header, UINT32_MAX)));
+        parser.body_limit(limits.max_body);
+        auto [header_ec, header_bytes] = co_await std::visit(
+            [&](auto& stream) {
+                return http::async_read_header(stream, buffer_, parser, asio::as_tuple(asio::use_awaitable));
+            },
+            stream_);
+        if (header_ec) {
+            co_return unexpected(
+                IoFailure{IoStep::read_header, header_ec, !parser.got_some() && buffer_.size() == 0});
+        }
+        auto [body_ec, body_bytes] = co_await std::visit(
+            [&](auto& stream) {
+                return http::async_read(stream, buffer_, parser, asio::as_tuple(asio::use_awaitable));
+            },
+            stream_);
+        if (body_ec) {
+            co_return unexpected(IoFailure{IoStep::read_body, body_ec});
+        }
+        tcp().expires_never();
+        co_return parser.release();
+    }
+
+    /// Whether an idle connection can carry another request. A server that closed it while it sat in
+    /// the pool has left an EOF (or a TLS close_notify) waiting to be read; an idle connection must
+    /// have nothing to read, so anything readable means it is finished.
+    bool looks_reusable() {
+        auto& socket = tcp().socket();
+        if (!socket.is_open()) {
+            return false;
+        }
+#if defined(__unix__) || defined(__APPLE__)
+        char probe = 0;
+        const auto received = ::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        return received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+#else
+        boost::system::error_code ec;
+        return socket.available(ec) == 0 && !ec;
+#endif
+    }
+
+    void close() noexcept {
+        boost::system::error_code ignored;
+        tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        tcp().socket().close(ignored);
+    }
+
+  private:
+    static asio::awaitable<IoResult<asio::ip::tcp::resolver::results_type>> resolve(
+        asio::any_io_executor executor, const Origin& origin, std::chrono::milliseconds limit) {
+        // The resolver has no timeout of its own: a timer cancels it. Both live in shared state, since
+        // the timer's handler may run after this frame is gone.
+        struct Resolution {
+            explicit Resolution(asio::any_io_executor ex) : resolver(ex), timer(ex) {}
+            asio::ip::tcp::resolver resolver;
+            asio::steady_timer timer;
+            bool timed_out = false;
+        };
+        auto state = std::make_shared<Resolution>(executor);
+        state->timer.expires_after(limit);
+        state->timer.async_wait([weak = std::weak_ptr<Resolution>(state)](boost::system::error_code ec) {
+            if (auto alive = weak.lock(); alive && !ec) {
+                alive->timed_out = true;
+                alive->resolver.cancel();
+            }
+        });
+        auto [ec, results] = co_await state->resolver.async_resolve(origin.host, origin.port,
+                                                                    asio::as_tuple(asio::use_awaitable));
+        state->timer.cancel();
+        if (state->timed_out) {
+            co_return unexpected(IoFailure{IoStep::resolve, beast::error::timeout});
+        }
+        if (ec) {
+            co_return unexpected(IoFailure{IoStep::resolve, ec});
+        }
+        co_return results;
+    }
+
+    static boost::system::error_code ssl_error() {
+        return {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()};
+    }
+
+    TcpStream& tcp() {
+        return std::visit([](auto& stream) -> TcpStream& { return beast::get_lowest_layer(stream); },
+                          stream_);
+    }
+
+    std::variant<TcpStream, TlsStream> stream_;
+    beast::flat_buffer buffer_;
+};
+
+}  // namespace perplexity::detail

@@ -1,0 +1,216 @@
+// Decoding primitives that know where they are in the document, so a decode error can name the field.
+//
+// Paths are a chain of stack frames rendered only when something fails: decoding a healthy body
+// allocates nothing for them.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace perplexity::detail {
+
+namespace json = boost::json;
+
+class JsonPath {
+  public:
+    JsonPath() = default;
+    JsonPath(const JsonPath& parent, std::string_view key) : parent_(&parent), key_(key) {}
+    JsonPath(const JsonPath& parent, std::size_t index) : parent_(&parent), index_(index) {}
+
+    /// e.g. "$.response.choices[0].message".
+    std::string render() const {
+        std::string out = parent_ ? parent_->render() : std::string("$");
+        if (!parent_) {
+            return out;
+        }
+        if (index_) {
+            out += '[';
+            out += std::to_string(*index_);
+            out += ']';
+        } else {
+            out += '.';
+            out += key_;
+        }
+        return out;
+    }
+
+  private:
+    const JsonPath* parent_ = nullptr;
+    std::string_view key_;
+    std::optional<std::size_t> index_;
+};
+
+/// Thrown inside the decoders and caught at the single boundary that turns it into an Error.
+struct DecodeFailure {
+    std::string path;
+    std::string problem;
+};
+
+[[noreturn]] inline void fail_decode(const JsonPath& at, std::string problem) {
+    throw DecodeFailure{at.render(), std::move(problem)};
+}
+
+inline const char* describe_kind(const json::value& value) noexcept {
+    switch (value.kind()) {
+        case json::kind::null:
+            return "null";
+        case json::kind::bool_:
+            return "a boolean";
+        case json::kind::int64:
+        case json::kind::uint64:
+        case json::kind::double_:
+            return "a number";
+        case json::kind::string:
+            return "a string";
+        case json::kind::array:
+            return "an array";
+        case json::kind::object:
+            return "an object";
+    }
+    return "something else";
+}
+
+[[noreturn]] inline void fail_type(const json::value& value, const JsonPath& at, const char* wanted) {
+    fail_decode(at, std::string("expected ") + wanted + ", found " + describe_kind(value));
+}
+
+inline json::object& expect_object(json::value& value, const JsonPath& at) {
+    if (!value.is_object()) {
+        fail_type(value, at, "an object");
+    }
+    return value.get_object();
+}
+
+inline json::array& expect_array(json::value& value, const JsonPath& at) {
+    if (!value.is_array()) {
+        fail_type(value, at, "an array");
+    }
+    return value.get_array();
+}
+
+/// How one C++ type is read from JSON. Specialised for scalars here and for model types in
+/// json_mapping.hpp.
+template <class T>
+struct JsonDecoder;
+
+template <>
+struct JsonDecoder<std::string> {
+    static std::string decode(json::value& value, const JsonPath& at) {
+        if (!value.is_string()) {
+            fail_type(value, at, "a string");
+        }
+        return std::string(value.get_string());
+    }
+};
+
+template <>
+struct JsonDecoder<bool> {
+    static bool decode(json::value& value, const JsonPath& at) {
+        if (!value.is_bool()) {
+            fail_type(value, at, "a boolean");
+        }
+        return value.get_bool();
+    }
+};
+
+template <>
+struct JsonDecoder<std::int64_t> {
+    static std::int64_t decode(json::value& value, const JsonPath& at) {
+        switch (value.kind()) {
+            case json::kind::int64:
+                return value.get_int64();
+            case json::kind::uint64:
+                if (value.get_uint64() >
+                    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+                    fail_decode(at, "integer out of range");
+                }
+                return static_cast<std::int64_t>(value.get_uint64());
+            case json::kind::double_: {
+                // Some serialisers write integral values as 1.7e9; accept those, refuse fractions.
+                const double number = value.get_double();
+                if (std::trunc(number) != number || std::fabs(number) > 9.0e15) {
+                    fail_decode(at, "expected an integer, found a fractional or huge number");
+                }
+                return static_cast<std::int64_t>(number);
+            }
+            default:
+                fail_type(value, at, "an integer");
+        }
+    }
+};
+
+template <>
+struct JsonDecoder<double> {
+    static double decode(json::value& value, const JsonPath& at) {
+        switch (value.kind()) {
+            case json::kind::int64:
+                return static_cast<double>(value.get_int64());
+            case json::kind::uint64:
+                return static_cast<double>(value.get_uint64());
+            case json::kind::double_:
+                return value.get_double();
+            default:
+                fail_type(value, at, "a number");
+        }
+    }
+};
+
+template <>
+struct JsonDecoder<json::value> {
+    static json::value decode(json::value& value, const JsonPath&) { return std::move(value); }
+};
+
+template <class T>
+struct JsonDecoder<std::vector<T>> {
+    static std::vector<T> decode(json::value& value, const JsonPath& at) {
+        json::array& array = expect_array(value, at);
+        std::vector<T> out;
+        out.reserve(array.size());
+        for (std::size_t i = 0; i < array.size(); ++i) {
+            out.push_back(JsonDecoder<T>::decode(array[i], JsonPath(at, i)));
+        }
+        return out;
+    }
+};
+
+/// A member the contract requires: absent or null is an error naming it.
+template <class T>
+T required_member(json::object& object, std::string_view key, const JsonPath& at) {
+    const JsonPath here(at, key);
+    json::value* member = object.if_contains(key);
+    if (member == nullptr) {
+        fail_decode(here, "required field is missing");
+    }
+    if (member->is_null()) {
+        fail_decode(here, "required field is null");
+    }
+    return JsonDecoder<T>::decode(*member, here);
+}
+
+/// An optional member: absent and null both mean "not set".
+template <class T>
+std::optional<T> optional_member(json::object& object, std::string_view key, const JsonPath& at) {
+    json::value* member = object.if_contains(key);
+    if (member == nullptr || member->is_null()) {
+        return std::nullopt;
+    }
+    return JsonDecoder<T>::decode(*member, JsonPath(at, key));
+}
+
+/// An optional list: absent and null both mean empty.
+template <class T>
+std::vector<T> list_member(json::object& object, std::string_view key, const JsonPath& at) {
+    auto list = optional_member<std::vector<T>>(object, key, at);
+    return list ? std::move(*list) : std::vector<T>{};
+}
+
+}  // namespace perplexity::detail

@@ -1,0 +1,188 @@
+// perplexity-async: Error, the one failure type every operation returns.
+//
+// An Error says what happened in our words (`message`) and keeps what the server said apart
+// (`api_type`, `api_message`, `body_excerpt`), so a log line never confuses the two. Whenever a job
+// exists, `job_id` carries its id: a paid job is never lost to an error. No Error ever contains the API
+// key: the client removes it from any server text before it lands here.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace perplexity {
+
+/// What kind of failure an Error is. Each kind is also an `error_code` in `perplexity::error_category()`.
+enum class ErrorKind {
+    /// The caller passed something unusable: an empty model, an empty job id, a bad base URL, ...
+    invalid_argument = 1,
+    /// Resolving, connecting, reading or writing failed, or the connection closed early.
+    transport,
+    /// The TLS handshake failed: untrusted certificate, wrong host name, protocol mismatch.
+    tls,
+    /// A configured timeout (connect, TLS handshake, request) expired.
+    timeout,
+    /// The operation was cancelled by the caller.
+    cancelled,
+    /// The server's HTTP response broke the protocol or a configured limit (body or header too large).
+    protocol,
+    /// The API answered with an HTTP error status other than 429; see `http_status` and `api_message`.
+    http_status,
+    /// The API answered 429 Too Many Requests.
+    rate_limited,
+    /// The response body was not the JSON the contract promises; see `json_path`.
+    decode,
+    /// The job reached FAILED; see `api_message` for the job's `error_message`.
+    job_failed,
+    /// A wait's deadline passed while the job was still running: the job may still complete.
+    wait_deadline,
+};
+
+/// A short stable name for a kind, e.g. "rate_limited".
+constexpr const char* to_string(ErrorKind kind) noexcept {
+    switch (kind) {
+        case ErrorKind::invalid_argument:
+            return "invalid_argument";
+        case ErrorKind::transport:
+            return "transport";
+        case ErrorKind::tls:
+            return "tls";
+        case ErrorKind::timeout:
+            return "timeout";
+        case ErrorKind::cancelled:
+            return "cancelled";
+        case ErrorKind::protocol:
+            return "protocol";
+        case ErrorKind::http_status:
+            return "http_status";
+        case ErrorKind::rate_limited:
+            return "rate_limited";
+        case ErrorKind::decode:
+            return "decode";
+        case ErrorKind::job_failed:
+            return "job_failed";
+        case ErrorKind::wait_deadline:
+            return "wait_deadline";
+    }
+    return "unknown";
+}
+
+namespace detail {
+class ErrorCategory final : public std::error_category {
+  public:
+    const char* name() const noexcept override { return "perplexity"; }
+    std::string message(int value) const override {
+        switch (static_cast<ErrorKind>(value)) {
+            case ErrorKind::invalid_argument:
+                return "invalid argument";
+            case ErrorKind::transport:
+                return "transport failure";
+            case ErrorKind::tls:
+                return "TLS failure";
+            case ErrorKind::timeout:
+                return "timed out";
+            case ErrorKind::cancelled:
+                return "cancelled";
+            case ErrorKind::protocol:
+                return "HTTP protocol violation";
+            case ErrorKind::http_status:
+                return "API error status";
+            case ErrorKind::rate_limited:
+                return "rate limited by the API";
+            case ErrorKind::decode:
+                return "unexpected response body";
+            case ErrorKind::job_failed:
+                return "job failed";
+            case ErrorKind::wait_deadline:
+                return "wait deadline passed";
+        }
+        return "unknown perplexity error";
+    }
+};
+}  // namespace detail
+
+/// The category of every `ErrorKind` error_code.
+inline const std::error_category& error_category() noexcept {
+    static const detail::ErrorCategory category;
+    return category;
+}
+
+inline std::error_code make_error_code(ErrorKind kind) noexcept {
+    return {static_cast<int>(kind), error_category()};
+}
+
+/// A failed operation. Cheap to move; printable with `operator<<`.
+struct Error {
+    ErrorKind kind = ErrorKind::transport;
+    /// Our own description: what went wrong and, where it helps, what to do about it.
+    std::string message{};
+    /// The HTTP status of the response, or 0 when there was none.
+    int http_status = 0;
+    /// The API's own error type (e.g. "authentication_error"), when its body said one.
+    std::string api_type{};
+    /// The API's own message (or the job's `error_message` for job_failed), with the API key removed.
+    std::string api_message{};
+    /// A bounded, printable excerpt of a body that was not a recognised error envelope.
+    std::string body_excerpt{};
+    /// For decode errors: where in the body the problem is, e.g. "response.choices[0].message".
+    std::string json_path{};
+    /// The job this error concerns, whenever one exists.
+    std::optional<std::string> job_id{};
+    /// The lower-level cause (an Asio, Beast, SSL or JSON error code) where there was one.
+    std::error_code cause{};
+
+    /// This error's kind as an error_code, comparable with `ErrorKind` values.
+    std::error_code code() const noexcept { return make_error_code(kind); }
+
+    friend bool operator==(const Error&, const Error&) = default;
+};
+
+/// Writes a one-line description, e.g.
+/// `http_status: the API refused the request (HTTP 401 authentication_error: Invalid API key)`.
+inline std::ostream& operator<<(std::ostream& out, const Error& error) {
+    out << to_string(error.kind) << ": " << error.message;
+    if (error.http_status != 0 || !error.api_type.empty() || !error.api_message.empty()) {
+        out << " (";
+        const char* separator = "";
+        if (error.http_status != 0) {
+            out << "HTTP " << error.http_status;
+            separator = " ";
+        }
+        if (!error.api_type.empty()) {
+            out << separator << error.api_type;
+            separator = " ";
+        }
+        if (!error.api_message.empty()) {
+            out << (*separator ? ": " : "") << error.api_message;
+        }
+        out << ')';
+    }
+    if (!error.body_excerpt.empty()) {
+        out << " body: \"" << error.body_excerpt << '"';
+    }
+    if (!error.json_path.empty()) {
+        out << " at " << error.json_path;
+    }
+    if (error.cause) {
+        out << " [" << error.cause.category().name() << ':' << error.cause.value() << ' '
+            << error.cause.message() << ']';
+    }
+    if (error.job_id) {
+        out << " [job " << *error.job_id << ']';
+    }
+    return out;
+}
+
+inline std::string to_string(const Error& error) {
+    std::ostringstream out;
+    out << error;
+    return out.str();
+}
+
+}  // namespace perplexity
+
+template <>
+struct std::is_error_code_enum<perplexity::ErrorKind> : std::true_type {};

@@ -1,0 +1,23 @@
+// perplexity-async: std::expected where the standard library has it, a conforming subset otherwise.
+#pragma once
+
+#if __has_include(<version>)
+#include <version>
+#endif
+
+#if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L && !defined(PERPLEXITY_USE_OWN_EXPECTED)
+#include <expected>
+
+namespace perplexity {
+using std::bad_expected_access;
+using std::expected;
+using std::unexpect;
+using std::unexpect_t;
+using std::unexpected;
+}  // namespace perplexity
+
+#define PERPLEXITY_HAS_STD_EXPECTED 1
+#else
+#include "detail/expected.hpp"
+#define PERPLEXITY_HAS_STD_EXPECTED 0
+#endif

@@ -1,0 +1,88 @@
+// perplexity-async: jobs, their status, and pages of job summaries.
+#pragma once
+
+#include <perplexity/chat.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace perplexity {
+
+/// Where a job is in its life. COMPLETED and FAILED are final. `unknown` stands for a status this
+/// library does not know yet; the status text as sent is kept in `JobSummary::status_text`.
+enum class JobStatus { created, in_progress, completed, failed, unknown };
+
+/// The status as the API spells it ("IN_PROGRESS"); "UNKNOWN" for `unknown`.
+constexpr std::string_view to_string(JobStatus status) noexcept {
+    switch (status) {
+        case JobStatus::created:
+            return "CREATED";
+        case JobStatus::in_progress:
+            return "IN_PROGRESS";
+        case JobStatus::completed:
+            return "COMPLETED";
+        case JobStatus::failed:
+            return "FAILED";
+        case JobStatus::unknown:
+            break;
+    }
+    return "UNKNOWN";
+}
+
+/// Parses the API's spelling; anything unrecognised is `unknown`.
+constexpr JobStatus job_status_from_string(std::string_view text) noexcept {
+    for (JobStatus status :
+         {JobStatus::created, JobStatus::in_progress, JobStatus::completed, JobStatus::failed}) {
+        if (to_string(status) == text) {
+            return status;
+        }
+    }
+    return JobStatus::unknown;
+}
+
+/// True for COMPLETED and FAILED: the job will not change any more.
+constexpr bool is_final(JobStatus status) noexcept {
+    return status == JobStatus::completed || status == JobStatus::failed;
+}
+
+/// A job as the list operation returns it.
+struct JobSummary {
+    std::string id{};
+    std::string model{};
+    JobStatus status = JobStatus::unknown;
+    /// The status exactly as the API sent it, e.g. "IN_PROGRESS" or a status added after this release.
+    std::string status_text{};
+    /// Unix seconds.
+    std::int64_t created_at = 0;
+    std::optional<std::int64_t> started_at{};
+    std::optional<std::int64_t> completed_at{};
+    std::optional<std::int64_t> failed_at{};
+
+    bool is_final() const noexcept { return perplexity::is_final(status); }
+
+    friend bool operator==(const JobSummary&, const JobSummary&) = default;
+};
+
+/// A job as create and get return it: a summary plus its outcome.
+struct Job : JobSummary {
+    /// Why a FAILED job failed.
+    std::optional<std::string> error_message{};
+    /// The answer of a COMPLETED job.
+    std::optional<ChatCompletion> response{};
+
+    friend bool operator==(const Job&, const Job&) = default;
+};
+
+/// One page of the job list, newest first. Pass `next_token` back to `Client::list` for the next page;
+/// it is empty on the last page.
+struct JobPage {
+    std::vector<JobSummary> jobs{};
+    std::optional<std::string> next_token{};
+
+    friend bool operator==(const JobPage&, const JobPage&) = default;
+};
+
+}  // namespace perplexity

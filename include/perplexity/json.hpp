@@ -1,0 +1,93 @@
+// perplexity-async: reading and writing the API's JSON bodies.
+//
+// `parse_job`, `parse_job_page` and `parse_chat_completion` turn a body into a typed value or a decode
+// Error naming the JSON path of the problem. `boost::json::value_from(x)` writes any model type back;
+// `create_request_body` writes what a create sends.
+#pragma once
+
+#include <perplexity/detail/json_mapping.hpp>
+#include <perplexity/error.hpp>
+#include <perplexity/expected.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace perplexity {
+
+namespace detail {
+
+/// Decodes T from an already parsed value, turning a DecodeFailure into an Error.
+template <class T>
+expected<T, Error> decode_value(boost::json::value& value, std::string_view what) {
+    try {
+        return JsonDecoder<T>::decode(value, JsonPath{});
+    } catch (DecodeFailure& failure) {
+        Error error{.kind = ErrorKind::decode,
+                    .message = std::string("the ") + std::string(what) +
+                               " body does not match the API contract: " + std::move(failure.problem),
+                    .json_path = std::move(failure.path)};
+        // A body that named its job keeps that id in the error, so the job is never lost.
+        if (value.is_object()) {
+            if (const auto* id = value.get_object().if_contains("id"); id && id->is_string()) {
+                error.job_id = std::string(id->get_string());
+            }
+        }
+        return unexpected(std::move(error));
+    }
+}
+
+template <class T>
+expected<T, Error> parse_body(std::string_view body, std::string_view what) {
+    boost::system::error_code ec;
+    boost::json::parse_options options;
+    options.max_depth = 64;
+    boost::json::value value = boost::json::parse(body, ec, {}, options);
+    if (ec) {
+        return unexpected(Error{.kind = ErrorKind::decode,
+                                .message = std::string("the ") + std::string(what) +
+                                           " body is not valid JSON (" + ec.message() + ")",
+                                .json_path = "$",
+                                .cause = ec});
+    }
+    return decode_value<T>(value, what);
+}
+
+}  // namespace detail
+
+/// Reads a Job (the body of create and get).
+inline expected<Job, Error> parse_job(std::string_view body) {
+    return detail::parse_body<Job>(body, "job");
+}
+
+/// Reads a page of the job list.
+inline expected<JobPage, Error> parse_job_page(std::string_view body) {
+    return detail::parse_body<JobPage>(body, "job list");
+}
+
+/// Reads a chat completion on its own (e.g. one stored from an earlier run).
+inline expected<ChatCompletion, Error> parse_chat_completion(std::string_view body) {
+    return detail::parse_body<ChatCompletion>(body, "chat completion");
+}
+
+/// The body of a create: `{"request": {...}, "idempotency_key": "..."}`.
+inline boost::json::object create_request_body(
+    const ChatRequest& request, const std::optional<std::string>& idempotency_key = std::nullopt) {
+    boost::json::object body;
+    body["request"] = boost::json::value_from(request);
+    if (idempotency_key) {
+        body["idempotency_key"] = *idempotency_key;
+    }
+    return body;
+}
+
+/// Any model type as compact JSON text.
+template <class T>
+std::string to_json_string(const T& value) {
+    return boost::json::serialize(boost::json::value_from(value));
+}
+
+}  // namespace perplexity

@@ -1,0 +1,76 @@
+// perplexity-async: ClientOptions, everything a Client is configured with, and the environment helper.
+#pragma once
+
+#include <perplexity/version.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace perplexity {
+
+/// The two path families the API serves; both reach the same jobs.
+namespace paths {
+/// What the official SDK uses. The default.
+inline constexpr std::string_view async_chat_completions = "/async/chat/completions";
+/// What the current documentation uses.
+inline constexpr std::string_view v1_async_sonar = "/v1/async/sonar";
+}  // namespace paths
+
+/// How a Client reaches the API. Plain data with documented defaults; copy and adjust.
+struct ClientOptions {
+    /// Scheme, host, optional port and optional path of the API. `http://` is accepted only for loopback
+    /// hosts (localhost, 127.0.0.0/8, ::1) unless `allow_insecure_http` is set.
+    std::string base_url = "https://api.perplexity.ai";
+    /// Sent as `Authorization: Bearer <api_key>`. Never printed and never part of an Error.
+    std::string api_key{};
+    /// The path family; see `paths`.
+    std::string path_prefix = std::string(paths::async_chat_completions);
+
+    /// A PEM file of trusted certificate authorities. When none of `ca_file`, `ca_pem` and
+    /// `ca_directory` is set, the system's default trust store is used.
+    std::string ca_file{};
+    /// PEM text of trusted certificate authorities, for CAs kept in memory rather than in a file.
+    std::string ca_pem{};
+    /// A directory of hashed PEM certificates (as `c_rehash` makes), used in addition to `ca_file`.
+    std::string ca_directory{};
+    /// Allows plain http:// to hosts that are not loopback. Off: the key would travel in clear text.
+    bool allow_insecure_http = false;
+
+    /// Resolving the host and establishing the TCP connection.
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+    /// The TLS handshake, once connected.
+    std::chrono::milliseconds tls_handshake_timeout = std::chrono::seconds(10);
+    /// Writing one request and reading its whole response.
+    std::chrono::milliseconds request_timeout = std::chrono::seconds(60);
+
+    /// Responses whose body is larger are refused (a completed deep-research job is well under 1 MiB).
+    std::size_t max_response_body = 8 * 1024 * 1024;
+    /// Responses whose header block is larger are refused.
+    std::size_t max_response_header = 64 * 1024;
+
+    std::string user_agent = std::string("perplexity-async/") + version_string;
+};
+
+/// Reads a variable, treating unset and empty alike.
+inline std::string environment_variable(const char* name) {
+    const char* value = std::getenv(name);
+    return value == nullptr ? std::string{} : std::string(value);
+}
+
+/// Returns `defaults` with `api_key` taken from PERPLEXITY_API_KEY and `base_url` from
+/// PERPLEXITY_BASE_URL, each only when the variable is set and not empty. Explicit by design: a
+/// Client never reads the environment on its own.
+inline ClientOptions options_from_environment(ClientOptions defaults = {}) {
+    if (std::string key = environment_variable("PERPLEXITY_API_KEY"); !key.empty()) {
+        defaults.api_key = std::move(key);
+    }
+    if (std::string url = environment_variable("PERPLEXITY_BASE_URL"); !url.empty()) {
+        defaults.base_url = std::move(url);
+    }
+    return defaults;
+}
+
+}  // namespace perplexity

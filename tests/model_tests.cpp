@@ -1,0 +1,554 @@
+// Model, JSON mapping, errors, URLs and expected: everything that needs no socket.
+#include <perplexity/async.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace px = perplexity;
+namespace json = boost::json;
+
+namespace {
+
+std::string read_sample(const std::string& name) {
+    std::ifstream file(std::string(PERPLEXITY_TEST_DATA_DIR) + "/" + name, std::ios::binary);
+    REQUIRE_MESSAGE(file.good(), "missing sample " << name);
+    std::ostringstream content;
+    content << file.rdbuf();
+    return content.str();
+}
+
+px::Error decode_error_of(std::string_view body) {
+    auto job = px::parse_job(body);
+    REQUIRE_FALSE(job.has_value());
+    CHECK(job.error().kind == px::ErrorKind::decode);
+    return job.error();
+}
+
+}  // namespace
+
+TEST_SUITE("samples") {
+    TEST_CASE("a created job") {
+        auto job = px::parse_job(read_sample("job_created.json"));
+        REQUIRE(job.has_value());
+        CHECK(job->id == "0b6f3c1e-2a8d-4f1b-9c7e-5d4a3b2c1d0e");
+        CHECK(job->model == "sonar-deep-research");
+        CHECK(job->created_at == 1767225600);
+        CHECK(job->status == px::JobStatus::created);
+        CHECK(job->status_text == "CREATED");
+        CHECK_FALSE(job->started_at);
+        CHECK_FALSE(job->completed_at);
+        CHECK_FALSE(job->failed_at);
+        CHECK_FALSE(job->error_message);
+        CHECK_FALSE(job->response);
+        CHECK_FALSE(job->is_final());
+    }
+
+    TEST_CASE("a job in progress") {
+        auto job = px::parse_job(read_sample("job_in_progress.json"));
+        REQUIRE(job.has_value());
+        CHECK(job->status == px::JobStatus::in_progress);
+        CHECK(job->started_at == 1767225602);
+        CHECK_FALSE(job->response);
+    }
+
+    TEST_CASE("a completed job with its whole answer") {
+        auto job = px::parse_job(read_sample("job_completed.json"));
+        REQUIRE(job.has_value());
+        CHECK(job->status == px::JobStatus::completed);
+        CHECK(job->is_final());
+        CHECK(job->completed_at == 1767225791);
+        REQUIRE(job->response);
+        const px::ChatCompletion& answer = *job->response;
+        CHECK(answer.id == "3c90c3cc-0d44-4b50-8888-8dd25736052a");
+        CHECK(answer.created == 1767225791);
+        CHECK(answer.object == "chat.completion");
+        REQUIRE(answer.choices.size() == 1);
+        CHECK(answer.choices[0].finish_reason == "stop");
+        CHECK(answer.choices[0].message.role == "assistant");
+        REQUIRE(answer.choices[0].delta);
+        CHECK(answer.choices[0].delta->text().empty());
+
+        const std::string text = answer.text();
+        const auto [thinking, rest] = px::split_thinking(text);
+        CHECK(thinking == "...");
+        CHECK(rest == "Estimates range from 100 to 400 billion stars [1][2].");
+
+        CHECK(answer.citations ==
+              std::vector<std::string>{"https://example.org/milky-way", "https://example.com/star-count"});
+        REQUIRE(answer.search_results.size() == 2);
+        CHECK(answer.search_results[0].title == "Milky Way");
+        CHECK(answer.search_results[0].date == "2025-03-01");
+        CHECK(answer.search_results[0].source == "web");
+        CHECK_FALSE(answer.search_results[1].date);
+        CHECK_FALSE(answer.search_results[1].last_updated);
+        CHECK(answer.search_results[1].snippet == "");
+
+        REQUIRE(answer.usage);
+        CHECK(answer.usage->prompt_tokens == 21);
+        CHECK(answer.usage->completion_tokens == 812);
+        CHECK(answer.usage->total_tokens == 833);
+        CHECK(answer.usage->citation_tokens == 9120);
+        CHECK(answer.usage->num_search_queries == 14);
+        CHECK(answer.usage->reasoning_tokens == 30211);
+        CHECK(answer.usage->search_context_size == "low");
+        REQUIRE(answer.usage->cost);
+        CHECK(answer.usage->cost->total_cost == doctest::Approx(0.18541));
+        CHECK(answer.usage->cost->input_tokens_cost == doctest::Approx(0.00004));
+        CHECK(answer.usage->cost->reasoning_tokens_cost == doctest::Approx(0.09063));
+        CHECK_FALSE(answer.usage->cost->request_cost);
+
+        // The raw completion keeps everything, modelled or not.
+        CHECK(answer.raw.at("object") == "chat.completion");
+        CHECK(answer.raw.at("usage").at("cost").at("search_queries_cost").as_double() ==
+              doctest::Approx(0.07));
+    }
+
+    TEST_CASE("a failed job") {
+        auto job = px::parse_job(read_sample("job_failed.json"));
+        REQUIRE(job.has_value());
+        CHECK(job->status == px::JobStatus::failed);
+        CHECK(job->is_final());
+        CHECK(job->failed_at == 1767225650);
+        CHECK(job->error_message == "Internal error while processing request");
+        CHECK_FALSE(job->response);
+    }
+
+    TEST_CASE("a page of the job list") {
+        auto page = px::parse_job_page(read_sample("list_response.json"));
+        REQUIRE(page.has_value());
+        REQUIRE(page->jobs.size() == 2);
+        CHECK(page->jobs[0].id == "0b6f3c1e-2a8d-4f1b-9c7e-5d4a3b2c1d0e");
+        CHECK(page->jobs[0].status == px::JobStatus::completed);
+        CHECK(page->jobs[1].status == px::JobStatus::failed);
+        CHECK(page->jobs[1].failed_at == 1767225650);
+        CHECK(page->next_token == "eyJvZmZzZXQiOjJ9");
+    }
+
+    TEST_CASE("the create request body") {
+        px::ChatRequest request{
+            .model = "sonar-deep-research",
+            .messages = {{.role = "system", .content = "Be precise and concise."},
+                         {.role = "user", .content = "How many stars are in the Milky Way?"}},
+            .max_tokens = 4000,
+            .reasoning_effort = px::ReasoningEffort::medium};
+        const json::object body = px::create_request_body(request, "7f0c1e8a-3d4b-4c6e-9a51-2b7d8e0f1a22");
+        CHECK(json::value(body) == json::parse(read_sample("create_request.json")));
+    }
+
+    TEST_CASE("error bodies in the envelope shape") {
+        px::Error error;
+        px::detail::read_error_body(read_sample("error_400.json"), error);
+        CHECK(error.api_type == "bad_request");
+        CHECK(error.api_message == "[\"At body -> max_tokens: Input should be greater than 0\"]");
+        CHECK(error.body_excerpt.empty());
+
+        px::Error unauthorized;
+        px::detail::read_error_body(read_sample("error_401.json"), unauthorized);
+        CHECK(unauthorized.api_type == "authentication_error");
+        CHECK(unauthorized.api_message == "Invalid API key");
+    }
+
+    TEST_CASE("error bodies in the FastAPI validation shape") {
+        px::Error error;
+        px::detail::read_error_body(read_sample("error_422_fastapi.json"), error);
+        CHECK(error.api_type == "validation_error");
+        CHECK(error.api_message == "body.request.messages: Field required (missing)");
+    }
+}
+
+TEST_SUITE("round trips") {
+    TEST_CASE("every job sample survives encode then decode") {
+        for (const char* name :
+             {"job_created.json", "job_in_progress.json", "job_completed.json", "job_failed.json"}) {
+            CAPTURE(name);
+            auto original = px::parse_job(read_sample(name));
+            REQUIRE(original.has_value());
+            auto again = px::parse_job(px::to_json_string(*original));
+            REQUIRE(again.has_value());
+            CHECK(*again == *original);
+            // And the JSON itself is what the API sent, member for member.
+            CHECK(json::value_from(*original) == json::parse(read_sample(name)));
+        }
+    }
+
+    TEST_CASE("a list page survives encode then decode") {
+        auto original = px::parse_job_page(read_sample("list_response.json"));
+        REQUIRE(original.has_value());
+        auto again = px::parse_job_page(px::to_json_string(*original));
+        REQUIRE(again.has_value());
+        CHECK(*again == *original);
+    }
+
+    TEST_CASE("unknown completion members survive a round trip") {
+        json::value body = json::parse(read_sample("job_completed.json"));
+        body.at("response").as_object()["brand_new_field"] = json::object{{"nested", 7}};
+        auto job = px::parse_job(json::serialize(body));
+        REQUIRE(job.has_value());
+        CHECK(job->response->raw.at("brand_new_field").at("nested") == 7);
+        CHECK(json::value_from(*job).at("response").at("brand_new_field").at("nested") == 7);
+    }
+
+    TEST_CASE("typed members win over raw on encode") {
+        auto job = px::parse_job(read_sample("job_completed.json"));
+        REQUIRE(job.has_value());
+        job->response->choices[0].message.content = std::string("edited");
+        auto again = px::parse_job(px::to_json_string(*job));
+        REQUIRE(again.has_value());
+        CHECK(again->response->text() == "edited");
+    }
+
+    TEST_CASE("request parameters: typed, optional and extra") {
+        px::ChatRequest request{
+            .model = "sonar",
+            .messages = {{.role = "user",
+                          .content =
+                              std::vector<px::ContentPart>{
+                                  {.type = "text", .text = "Describe this"},
+                                  {.type = "image_url", .image_url = "https://example.org/a.png"}}}},
+            .temperature = 0.2,
+            .search_mode = px::SearchMode::academic,
+            .search_domain_filter = std::vector<std::string>{"nasa.gov"},
+            .return_images = false,
+            .web_search_options = json::object{{"search_context_size", "high"}}};
+        request.extra_params["brand_new_param"] = 42;
+        request.extra_params["temperature"] = 0.9;  // extra wins over typed
+
+        const json::value sent = json::value_from(request);
+        CHECK(sent.at("model") == "sonar");
+        CHECK(sent.at("temperature").as_double() == doctest::Approx(0.9));
+        CHECK(sent.at("search_mode") == "academic");
+        CHECK(sent.at("search_domain_filter") == json::array{"nasa.gov"});
+        CHECK(sent.at("return_images") == false);
+        CHECK(sent.at("web_search_options").at("search_context_size") == "high");
+        CHECK(sent.at("brand_new_param") == 42);
+        CHECK_FALSE(sent.as_object().contains("max_tokens"));
+        CHECK_FALSE(sent.as_object().contains("reasoning_effort"));
+        const json::value& content = sent.at("messages").at(0).at("content");
+        CHECK(content.at(0).at("text") == "Describe this");
+        CHECK(content.at(1).at("image_url").at("url") == "https://example.org/a.png");
+    }
+}
+
+TEST_SUITE("decode errors") {
+    TEST_CASE("a job without id names the field") {
+        const px::Error error = decode_error_of(R"({"model":"m","created_at":1,"status":"CREATED"})");
+        CHECK(error.json_path == "$.id");
+        CHECK(error.message.find("missing") != std::string::npos);
+        CHECK_FALSE(error.job_id);
+    }
+
+    TEST_CASE("a job without status names the field and keeps the id") {
+        const px::Error error = decode_error_of(R"({"id":"job-1","model":"m","created_at":1})");
+        CHECK(error.json_path == "$.status");
+        CHECK(error.job_id == "job-1");
+    }
+
+    TEST_CASE("a null id is as bad as a missing one") {
+        const px::Error error =
+            decode_error_of(R"({"id":null,"model":"m","created_at":1,"status":"CREATED"})");
+        CHECK(error.json_path == "$.id");
+        CHECK(error.message.find("null") != std::string::npos);
+    }
+
+    TEST_CASE("wrong types name the field and what was found") {
+        const px::Error error =
+            decode_error_of(R"({"id":"job-1","model":"m","created_at":"yesterday","status":"CREATED"})");
+        CHECK(error.json_path == "$.created_at");
+        CHECK(error.message.find("expected an integer, found a string") != std::string::npos);
+        CHECK(error.job_id == "job-1");
+
+        const px::Error status_type =
+            decode_error_of(R"({"id":"job-1","model":"m","created_at":1,"status":3})");
+        CHECK(status_type.json_path == "$.status");
+    }
+
+    TEST_CASE("problems deep in the completion give the full path") {
+        json::value body = json::parse(read_sample("job_completed.json"));
+        body.at("response").at("choices").at(0).as_object().erase("message");
+        const px::Error missing = decode_error_of(json::serialize(body));
+        CHECK(missing.json_path == "$.response.choices[0].message");
+        CHECK(missing.job_id == "0b6f3c1e-2a8d-4f1b-9c7e-5d4a3b2c1d0e");
+
+        body = json::parse(read_sample("job_completed.json"));
+        body.at("response").at("search_results").at(1).as_object()["url"] = 17;
+        CHECK(decode_error_of(json::serialize(body)).json_path == "$.response.search_results[1].url");
+
+        body = json::parse(read_sample("job_completed.json"));
+        body.at("response").at("usage").at("cost").as_object()["total_cost"] = "free";
+        CHECK(decode_error_of(json::serialize(body)).json_path == "$.response.usage.cost.total_cost");
+
+        body = json::parse(read_sample("job_completed.json"));
+        body.at("response").at("choices").at(0).at("message").as_object()["content"] = 12;
+        CHECK(decode_error_of(json::serialize(body)).json_path == "$.response.choices[0].message.content");
+    }
+
+    TEST_CASE("truncated JSON is a decode error, not a crash") {
+        const std::string whole = read_sample("job_completed.json");
+        for (std::size_t cut :
+             {std::size_t{0}, std::size_t{1}, whole.size() / 3, whole.size() / 2, whole.size() - 2}) {
+            CAPTURE(cut);
+            const px::Error error = decode_error_of(whole.substr(0, cut));
+            CHECK(error.json_path == "$");
+            CHECK(error.message.find("not valid JSON") != std::string::npos);
+        }
+    }
+
+    TEST_CASE("a list where a job was expected") {
+        const px::Error error = decode_error_of(read_sample("list_response.json"));
+        CHECK(error.json_path == "$.id");
+        const px::Error array = decode_error_of("[1, 2, 3]");
+        CHECK(array.json_path == "$");
+        CHECK(array.message.find("expected an object, found an array") != std::string::npos);
+    }
+
+    TEST_CASE("a job where a list was expected") {
+        auto page = px::parse_job_page(read_sample("job_created.json"));
+        REQUIRE_FALSE(page.has_value());
+        CHECK(page.error().json_path == "$.requests");
+    }
+
+    TEST_CASE("an unknown status decodes as unknown and keeps its text") {
+        auto job = px::parse_job(R"({"id":"j","model":"m","created_at":1,"status":"QUEUED_FOR_REVIEW"})");
+        REQUIRE(job.has_value());
+        CHECK(job->status == px::JobStatus::unknown);
+        CHECK(job->status_text == "QUEUED_FOR_REVIEW");
+        CHECK_FALSE(job->is_final());
+        CHECK(json::value_from(*job).at("status") == "QUEUED_FOR_REVIEW");
+    }
+
+    TEST_CASE("unknown members and nulls for optional members are accepted") {
+        auto job = px::parse_job(
+            R"({"id":"j","model":"m","created_at":1.767e9,"status":"CREATED","surprise":[1,{"a":null}],)"
+            R"("started_at":null,"response":null,"error_message":null})");
+        REQUIRE(job.has_value());
+        CHECK(job->created_at == 1767000000);
+        CHECK_FALSE(job->response);
+    }
+
+    TEST_CASE("fractional timestamps are refused") {
+        CHECK(decode_error_of(R"({"id":"j","model":"m","created_at":1.5,"status":"CREATED"})").json_path ==
+              "$.created_at");
+    }
+
+    TEST_CASE("deeply nested JSON is refused without a crash") {
+        std::string deep = R"({"id":"j","model":"m","created_at":1,"status":"CREATED","x":)";
+        deep += std::string(10000, '[') + std::string(10000, ']') + "}";
+        CHECK(decode_error_of(deep).message.find("not valid JSON") != std::string::npos);
+    }
+
+    TEST_CASE("error bodies that are not envelopes") {
+        px::Error html;
+        px::detail::read_error_body("<html><head><title>401 Authorization Required</title></head></html>",
+                                    html);
+        CHECK(html.body_excerpt == "401 Authorization Required");
+        CHECK(html.api_message.empty());
+
+        px::Error text;
+        px::detail::read_error_body("upstream\r\nconnect error \x01\xff", text);
+        CHECK(text.body_excerpt == "upstream connect error ?");
+
+        px::Error long_body;
+        px::detail::read_error_body(std::string(100000, 'x'), long_body);
+        CHECK(long_body.body_excerpt.size() <= px::detail::max_server_text + 3);
+
+        px::Error empty;
+        px::detail::read_error_body("", empty);
+        CHECK(empty.body_excerpt.empty());
+
+        px::Error string_error;
+        px::detail::read_error_body(R"({"error":"Too many requests"})", string_error);
+        CHECK(string_error.api_message == "Too many requests");
+
+        px::Error string_detail;
+        px::detail::read_error_body(R"({"detail":"Not Found"})", string_detail);
+        CHECK(string_detail.api_message == "Not Found");
+    }
+}
+
+TEST_SUITE("messages") {
+    TEST_CASE("split_thinking") {
+        CHECK(px::split_thinking("plain answer").answer == "plain answer");
+        CHECK(px::split_thinking("plain answer").thinking.empty());
+        const auto split = px::split_thinking("  <think>step 1\nstep 2</think>\n\n  The answer.");
+        CHECK(split.thinking == "step 1\nstep 2");
+        CHECK(split.answer == "The answer.");
+        const auto open = px::split_thinking("<think>still thinking");
+        CHECK(open.thinking == "still thinking");
+        CHECK(open.answer.empty());
+        CHECK(px::split_thinking("a <think>x</think> b").answer == "a <think>x</think> b");
+        CHECK(px::split_thinking("").answer.empty());
+    }
+
+    TEST_CASE("message text from every content shape") {
+        CHECK(px::Message{.role = "assistant"}.text().empty());
+        CHECK(px::Message{.role = "assistant", .content = "hi"}.text() == "hi");
+        px::Message parts{.role = "assistant",
+                          .content = std::vector<px::ContentPart>{{.type = "text", .text = "a"},
+                                                                  {.type = "image_url", .image_url = "u"},
+                                                                  {.type = "text", .text = "b"}}};
+        CHECK(parts.text() == "ab");
+    }
+
+    TEST_CASE("job status names") {
+        CHECK(px::job_status_from_string("IN_PROGRESS") == px::JobStatus::in_progress);
+        CHECK(px::job_status_from_string("in_progress") == px::JobStatus::unknown);
+        CHECK(px::to_string(px::JobStatus::completed) == "COMPLETED");
+        CHECK(px::is_final(px::JobStatus::failed));
+        CHECK_FALSE(px::is_final(px::JobStatus::unknown));
+    }
+}
+
+TEST_SUITE("errors") {
+    TEST_CASE("an Error prints what happened, what the server said, and the job") {
+        const px::Error error{.kind = px::ErrorKind::http_status,
+                              .message = "the API refused the API key",
+                              .http_status = 401,
+                              .api_type = "authentication_error",
+                              .api_message = "Invalid API key",
+                              .job_id = "job-9"};
+        const std::string text = px::to_string(error);
+        CHECK(text ==
+              "http_status: the API refused the API key (HTTP 401 authentication_error: Invalid API key) "
+              "[job job-9]");
+    }
+
+    TEST_CASE("decode errors print their path and transport errors their cause") {
+        const px::Error decode{.kind = px::ErrorKind::decode, .message = "bad", .json_path = "$.id"};
+        CHECK(px::to_string(decode) == "decode: bad at $.id");
+        const px::Error transport{.kind = px::ErrorKind::transport,
+                                  .message = "connecting failed",
+                                  .cause = std::make_error_code(std::errc::connection_refused)};
+        CHECK(px::to_string(transport).find("generic:111") != std::string::npos);
+    }
+
+    TEST_CASE("kinds are error codes in their own category") {
+        const px::Error error{.kind = px::ErrorKind::timeout};
+        CHECK(error.code() == px::ErrorKind::timeout);
+        CHECK(error.code() != px::ErrorKind::cancelled);
+        CHECK(std::string(error.code().category().name()) == "perplexity");
+        CHECK(error.code().message() == "timed out");
+        const std::error_code from_enum = px::ErrorKind::rate_limited;
+        CHECK(from_enum.message() == "rate limited by the API");
+    }
+}
+
+TEST_SUITE("urls") {
+    TEST_CASE("https origins") {
+        auto origin = px::detail::parse_base_url("https://api.perplexity.ai", false);
+        REQUIRE(origin.has_value());
+        CHECK(origin->tls);
+        CHECK(origin->host == "api.perplexity.ai");
+        CHECK(origin->port == "443");
+        CHECK(origin->host_header == "api.perplexity.ai");
+        CHECK(origin->base_path.empty());
+        CHECK_FALSE(origin->host_is_ip_literal);
+        CHECK_FALSE(origin->host_is_loopback);
+
+        auto with_path = px::detail::parse_base_url("https://proxy.example:8443/perplexity/", false);
+        REQUIRE(with_path.has_value());
+        CHECK(with_path->port == "8443");
+        CHECK(with_path->host_header == "proxy.example:8443");
+        CHECK(with_path->base_path == "/perplexity");
+
+        auto v6 = px::detail::parse_base_url("https://[::1]:9000", false);
+        REQUIRE(v6.has_value());
+        CHECK(v6->host == "::1");
+        CHECK(v6->host_is_ip_literal);
+        CHECK(v6->host_is_loopback);
+        CHECK(v6->host_header == "[::1]:9000");
+    }
+
+    TEST_CASE("plain http only to loopback unless allowed") {
+        CHECK(px::detail::parse_base_url("http://127.0.0.1:8080", false).has_value());
+        CHECK(px::detail::parse_base_url("http://localhost:8080", false).has_value());
+        CHECK(px::detail::parse_base_url("http://[::1]:8080", false).has_value());
+        auto refused = px::detail::parse_base_url("http://api.perplexity.ai", false);
+        REQUIRE_FALSE(refused.has_value());
+        CHECK(refused.error().kind == px::ErrorKind::invalid_argument);
+        CHECK(refused.error().message.find("allow_insecure_http") != std::string::npos);
+        CHECK_FALSE(px::detail::parse_base_url("http://10.0.0.1", false).has_value());
+        CHECK(px::detail::parse_base_url("http://api.perplexity.ai", true).has_value());
+    }
+
+    TEST_CASE("malformed base URLs") {
+        for (const char* url :
+             {"", "api.perplexity.ai", "ftp://x", "https://", "https://:443", "https://h:0",
+              "https://h:99999", "https://h:12ab", "https://[::1", "https://h/p?q=1", "https://user:pw@h"}) {
+            CAPTURE(url);
+            auto origin = px::detail::parse_base_url(url, false);
+            REQUIRE_FALSE(origin.has_value());
+            CHECK(origin.error().kind == px::ErrorKind::invalid_argument);
+        }
+    }
+
+    TEST_CASE("percent encoding") {
+        CHECK(px::detail::percent_encode("abc-._~XYZ09") == "abc-._~XYZ09");
+        CHECK(px::detail::percent_encode("eyJ+/=") == "eyJ%2B%2F%3D");
+        CHECK(px::detail::percent_encode("a b/../c?d#e") == "a%20b%2F..%2Fc%3Fd%23e");
+        CHECK(px::detail::percent_encode("\xc3\xa9") == "%C3%A9");
+    }
+}
+
+TEST_SUITE("options") {
+    TEST_CASE("options_from_environment reads only what is set") {
+        ::setenv("PERPLEXITY_API_KEY", "pplx-from-env", 1);
+        ::setenv("PERPLEXITY_BASE_URL", "", 1);
+        const px::ClientOptions options = px::options_from_environment();
+        CHECK(options.api_key == "pplx-from-env");
+        CHECK(options.base_url == "https://api.perplexity.ai");
+        ::setenv("PERPLEXITY_BASE_URL", "https://127.0.0.1:1", 1);
+        CHECK(px::options_from_environment().base_url == "https://127.0.0.1:1");
+        ::unsetenv("PERPLEXITY_API_KEY");
+        ::unsetenv("PERPLEXITY_BASE_URL");
+        CHECK(px::options_from_environment().api_key.empty());
+    }
+
+    TEST_CASE("defaults") {
+        const px::ClientOptions options;
+        CHECK(options.path_prefix == "/async/chat/completions");
+        CHECK(options.user_agent == std::string("perplexity-async/") + px::version_string);
+        CHECK_FALSE(options.allow_insecure_http);
+    }
+}
+
+TEST_SUITE("expected") {
+    TEST_CASE("values, errors and the monadic operations") {
+        px::expected<int, std::string> good = 4;
+        px::expected<int, std::string> bad = px::unexpected(std::string("no"));
+        CHECK(good.has_value());
+        CHECK(*good == 4);
+        CHECK_FALSE(bad);
+        CHECK(bad.error() == "no");
+        CHECK(bad.value_or(7) == 7);
+        CHECK_THROWS_AS((void)bad.value(), px::bad_expected_access<std::string>);
+        auto doubled = good.transform([](int v) { return v * 2; });
+        CHECK(*doubled == 8);
+        auto chained =
+            good.and_then([](int v) -> px::expected<std::string, std::string> { return std::to_string(v); });
+        CHECK(*chained == "4");
+        auto recovered = bad.or_else([](const std::string&) -> px::expected<int, std::string> { return 0; });
+        CHECK(*recovered == 0);
+        auto renamed = bad.transform_error([](const std::string& e) { return e.size(); });
+        CHECK(renamed.error() == 2u);
+        CHECK(good == 4);
+        CHECK(bad == px::unexpected(std::string("no")));
+        px::expected<std::string, int> in_place(px::unexpect, 5);
+        CHECK(in_place.error() == 5);
+        in_place = std::string("now a value");
+        CHECK(*in_place == "now a value");
+    }
+
+    TEST_CASE("which expected is in use") {
+#if __cplusplus > 202002L
+        CHECK(PERPLEXITY_HAS_STD_EXPECTED == 1);
+#else
+        CHECK(PERPLEXITY_HAS_STD_EXPECTED == 0);
+#endif
+    }
+}
