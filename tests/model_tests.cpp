@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/error.hpp>
 #include <boost/json/parse.hpp>
 
 #include <cstdlib>
@@ -423,8 +424,8 @@ TEST_SUITE("errors") {
         CHECK(px::to_string(decode) == "decode: bad at $.id");
         const px::Error transport{.kind = px::ErrorKind::transport,
                                   .message = "connecting failed",
-                                  .cause = std::make_error_code(std::errc::connection_refused)};
-        CHECK(px::to_string(transport).find("generic:111") != std::string::npos);
+                                  .cause = boost::asio::error::connection_refused};
+        CHECK(px::to_string(transport).find("[system:111 Connection refused]") != std::string::npos);
     }
 
     TEST_CASE("kinds are error codes in their own category") {
@@ -527,6 +528,8 @@ TEST_SUITE("expected") {
         CHECK(bad.error() == "no");
         CHECK(bad.value_or(7) == 7);
         CHECK_THROWS_AS((void)bad.value(), px::bad_expected_access<std::string>);
+#if !PERPLEXITY_HAS_STD_EXPECTED || __cpp_lib_expected >= 202211L
+        // Monadic operations: always in the fallback, in std::expected from P2505 on (GCC 13).
         auto doubled = good.transform([](int v) { return v * 2; });
         CHECK(*doubled == 8);
         auto chained =
@@ -536,6 +539,7 @@ TEST_SUITE("expected") {
         CHECK(*recovered == 0);
         auto renamed = bad.transform_error([](const std::string& e) { return e.size(); });
         CHECK(renamed.error() == 2u);
+#endif
         CHECK(good == 4);
         CHECK(bad == px::unexpected(std::string("no")));
         px::expected<std::string, int> in_place(px::unexpect, 5);

@@ -6,6 +6,8 @@
 // key: the client removes it from any server text before it lands here.
 #pragma once
 
+#include <boost/system/error_code.hpp>
+
 #include <optional>
 #include <ostream>
 #include <sstream>
@@ -132,7 +134,7 @@ struct Error {
     /// The job this error concerns, whenever one exists.
     std::optional<std::string> job_id{};
     /// The lower-level cause (an Asio, Beast, SSL or JSON error code) where there was one.
-    std::error_code cause{};
+    boost::system::error_code cause{};
 
     /// This error's kind as an error_code, comparable with `ErrorKind` values.
     std::error_code code() const noexcept { return make_error_code(kind); }

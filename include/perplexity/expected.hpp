@@ -1,4 +1,8 @@
 // perplexity-async: std::expected where the standard library has it, a conforming subset otherwise.
+//
+// Note for portable code: the fallback has the monadic operations (and_then, transform, or_else,
+// transform_error), but std::expected has them only from P2505 on (__cpp_lib_expected >= 202211L, e.g.
+// GCC 13); GCC 12's C++23 std::expected lacks them.
 #pragma once
 
 #if __has_include(<version>)

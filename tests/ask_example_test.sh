@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs the `ask` example against a real perplexity-sim process and checks its output and exit codes.
+#   ask_example_test.sh ASK_BINARY SIM_BINARY
+set -uo pipefail
+ask=$1
+sim=$2
+workdir=$(mktemp -d)
+"$sim" --port 0 --cert-dir "$workdir" --api-key test-key >"$workdir/sim.log" 2>&1 &
+simulator=$!
+trap 'kill "$simulator" 2>/dev/null; wait "$simulator" 2>/dev/null; rm -rf "$workdir"' EXIT
+url=""
+for _ in $(seq 400); do
+    url=$(sed -n '1s/^listening on //p' "$workdir/sim.log")
+    [ -n "$url" ] && break
+    sleep 0.05
+done
+[ -n "$url" ] || { echo "simulator did not start"; cat "$workdir/sim.log"; exit 1; }
+
+failures=0
+passes=0
+check() {  # check DESCRIPTION CONDITION...
+    local description=$1
+    shift
+    if "$@"; then
+        passes=$((passes + 1))
+    else
+        echo "FAILED: $description"
+        failures=$((failures + 1))
+    fi
+}
+run_ask() {  # run_ask KEY ARGS... -> sets code, out, err
+    PERPLEXITY_API_KEY=$1 "$ask" --poll-interval 0 --base-url "$url" --ca-file "$workdir/ca.pem" "${@:2}" \
+        >"$workdir/out" 2>"$workdir/err"
+    code=$?
+    out=$(cat "$workdir/out")
+    err=$(cat "$workdir/err")
+}
+
+run_ask test-key "How many moons has Mars?"
+check "a completed job exits 0 (got $code: $err)" [ "$code" -eq 0 ]
+check "the answer is printed" grep -q "Mars" "$workdir/out"
+check "citations are printed" grep -q "^Citations:" "$workdir/out"
+check "the cost is printed" grep -q "cost: \\$" "$workdir/out"
+check "the think block is not printed by default" bash -c "! grep -q '<think>' '$workdir/out'"
+check "status changes go to stderr" grep -q "COMPLETED" "$workdir/err"
+
+run_ask test-key --json "How many moons has Mars?"
+check "--json exits 0" [ "$code" -eq 0 ]
+check "--json prints the final job" grep -q '"status":"COMPLETED"' "$workdir/out"
+
+run_ask test-key "please [[fail]]"
+check "a failed job exits 1 (got $code)" [ "$code" -eq 1 ]
+check "a failed job prints its error message" grep -q "Internal error while processing request" "$workdir/err"
+
+run_ask wrong-key "anything"
+check "an API error exits 3 (got $code)" [ "$code" -eq 3 ]
+check "an API error is printed readably" grep -q "HTTP 401" "$workdir/err"
+check "the key is not printed" bash -c "! grep -q 'wrong-key' '$workdir/err'"
+
+PERPLEXITY_API_KEY= "$ask" "anything" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "no API key exits 2 (got $code)" [ "$code" -eq 2 ]
+check "no API key says so" grep -q "PERPLEXITY_API_KEY is not set" "$workdir/err"
+
+"$ask" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "no question exits 2" [ "$code" -eq 2 ]
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]

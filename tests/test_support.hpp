@@ -1,0 +1,170 @@
+// What the socket tests share: running a coroutine to its end on a test's io_context, a simulator
+// harness, and a scriptable loopback server for behaviour the simulator does not offer.
+#pragma once
+
+#include <perplexity/async.hpp>
+#include <perplexity_sim/simulator.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace px = perplexity;
+namespace asio = boost::asio;
+
+namespace test {
+
+/// Runs `operation` on `io` until it finishes. The limit only guards against a hang turning into a stuck
+/// test run; a test never depends on it.
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> operation,
+      std::chrono::seconds limit = std::chrono::seconds(60)) {
+    std::optional<T> result;
+    std::exception_ptr failure;
+    bool done = false;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(operation)); },
+        [&](std::exception_ptr error) {
+            failure = error;
+            done = true;
+        });
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+        io.restart();
+        io.run_one_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE_MESSAGE(done, "the operation did not finish within " << limit.count() << " s");
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+    return std::move(*result);
+}
+
+/// The simulator on the test's io_context, and client options that trust it.
+struct Harness {
+    explicit Harness(perplexity_sim::SimulatorOptions options = {})
+        : simulator(io.get_executor(), std::move(options)) {
+        simulator.start();
+    }
+    ~Harness() {
+        simulator.stop();
+        io.restart();
+        io.poll();
+    }
+
+    px::ClientOptions client_options() const {
+        px::ClientOptions options;
+        options.base_url = simulator.base_url();
+        options.api_key = simulator.options().api_key;
+        options.ca_pem = simulator.ca_certificate_pem();
+        return options;
+    }
+
+    template <class T>
+    T run(asio::awaitable<T> operation) {
+        return test::run(io, std::move(operation));
+    }
+
+    asio::io_context io;
+    perplexity_sim::Simulator simulator;
+};
+
+inline std::uint16_t unused_port(asio::io_context& io) {
+    asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+    return acceptor.local_endpoint().port();
+}
+
+/// A plain HTTP server on 127.0.0.1 that reads requests and, while `answer` is false, never answers
+/// them (holding the connection open); once `answer` is true it answers each with a CREATED job whose
+/// id is the last path segment of the request.
+class LoopbackServer {
+  public:
+    explicit LoopbackServer(asio::io_context& io) : state_(std::make_shared<State>(io.get_executor())) {
+        state_->acceptor.open(asio::ip::tcp::v4());
+        state_->acceptor.bind({asio::ip::address_v4::loopback(), 0});
+        state_->acceptor.listen();
+        asio::co_spawn(io, accept_loop(state_), asio::detached);
+    }
+    ~LoopbackServer() {
+        boost::system::error_code ignored;
+        state_->acceptor.close(ignored);
+        for (auto& weak : state_->sockets) {
+            if (auto socket = weak.lock()) {
+                socket->close();
+            }
+        }
+    }
+
+    std::string base_url() const {
+        return "http://127.0.0.1:" + std::to_string(state_->acceptor.local_endpoint().port());
+    }
+    std::size_t accepted() const { return state_->accepted; }
+
+    void set_answering(bool answering) { state_->answer = answering; }
+
+  private:
+    struct State {
+        explicit State(asio::any_io_executor executor) : acceptor(executor) {}
+        asio::ip::tcp::acceptor acceptor;
+        std::vector<std::weak_ptr<boost::beast::tcp_stream>> sockets;
+        std::size_t accepted = 0;
+        bool answer = false;
+    };
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<State> state) {
+        for (;;) {
+            auto [ec, socket] = co_await state->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            if (ec) {
+                co_return;
+            }
+            ++state->accepted;
+            auto stream = std::make_shared<boost::beast::tcp_stream>(std::move(socket));
+            state->sockets.push_back(stream);
+            asio::co_spawn(state->acceptor.get_executor(), serve(state, stream), asio::detached);
+        }
+    }
+
+    static asio::awaitable<void> serve(std::shared_ptr<State> state,
+                                       std::shared_ptr<boost::beast::tcp_stream> stream) {
+        namespace http = boost::beast::http;
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            http::request<http::string_body> request;
+            auto [ec, n] =
+                co_await http::async_read(*stream, buffer, request, asio::as_tuple(asio::use_awaitable));
+            if (ec) {
+                co_return;
+            }
+            if (!state->answer) {
+                continue;  // swallow it; the client waits in vain
+            }
+            const std::string target(request.target());
+            const std::string id = target.substr(target.rfind('/') + 1);
+            http::response<http::string_body> response{http::status::ok, 11};
+            response.set(http::field::content_type, "application/json");
+            response.body() = R"({"id":")" + id + R"(","model":"m","created_at":1,"status":"CREATED"})";
+            response.prepare_payload();
+            auto [write_ec, written] =
+                co_await http::async_write(*stream, response, asio::as_tuple(asio::use_awaitable));
+            if (write_ec) {
+                co_return;
+            }
+        }
+    }
+
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace test
