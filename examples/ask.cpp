@@ -4,15 +4,19 @@
 //   ask --base-url https://127.0.0.1:8443 --ca-file ca.pem "..."   (e.g. against perplexity-sim)
 //
 // Exit codes: 0 the job completed, 1 the job FAILED, 2 bad usage or configuration, 3 any other error
-// (network, TLS, HTTP status, unexpected body).
+// (network, TLS, HTTP status, unexpected body), 4 the deadline passed with the job still running,
+// 5 interrupted (Ctrl-C) while waiting.
 #include <perplexity/async.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -25,7 +29,14 @@ namespace px = perplexity;
 
 namespace {
 
-enum ExitCode { completed = 0, job_failed = 1, usage_error = 2, other_error = 3 };
+enum ExitCode {
+    completed = 0,
+    job_failed = 1,
+    usage_error = 2,
+    other_error = 3,
+    timed_out = 4,
+    interrupted = 5
+};
 
 constexpr std::string_view usage = R"(usage: ask [options] QUESTION...
 
@@ -36,20 +47,23 @@ options:
   --base-url URL       API base URL (default: $PERPLEXITY_BASE_URL or https://api.perplexity.ai)
   --ca-file FILE       trust the certificate authorities in FILE instead of the system store
   --model NAME         model to use (default: sonar-deep-research)
-  --poll-interval MS   time between polls in milliseconds (default: 2000)
+  --deadline SECONDS   give up waiting after this long (default: 1800); the job may still complete
+  --poll-interval MS   fixed time between polls in milliseconds (default: growing from 1 s to 15 s)
   --json               print the final job as JSON instead of text
   --show-thinking      also print the model's <think> block
   -h, --help           show this help
 
 The API key is read from $PERPLEXITY_API_KEY.
-exit codes: 0 completed, 1 job failed, 2 usage or configuration error, 3 other error
+exit codes: 0 completed, 1 job failed, 2 usage or configuration error, 3 other error,
+            4 deadline passed (job still running), 5 interrupted
 )";
 
 struct Arguments {
     std::optional<std::string> base_url;
     std::optional<std::string> ca_file;
     std::string model = "sonar-deep-research";
-    std::chrono::milliseconds poll_interval{2000};
+    std::optional<std::chrono::milliseconds> poll_interval;
+    std::chrono::seconds deadline{1800};
     bool json = false;
     bool show_thinking = false;
     std::string question;
@@ -93,6 +107,15 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
                 return std::nullopt;
             }
             arguments.poll_interval = std::chrono::milliseconds(milliseconds);
+        } else if (word == "--deadline") {
+            auto seconds_text = value();
+            char* end = nullptr;
+            const long seconds = seconds_text ? std::strtol(seconds_text->c_str(), &end, 10) : -1;
+            if (!seconds_text || *end != '\0' || seconds <= 0) {
+                std::cerr << "ask: --deadline takes a positive number of seconds\n";
+                return std::nullopt;
+            }
+            arguments.deadline = std::chrono::seconds(seconds);
         } else if (word == "--json") {
             arguments.json = true;
         } else if (word == "--show-thinking") {
@@ -136,46 +159,56 @@ void print_answer(const px::Job& job, bool show_thinking) {
     }
 }
 
-// A fixed-interval poll, enough for a demo; the library's own waiting machinery is `Client::wait`.
+void print_progress(const px::ProgressEvent& event) {
+    using Kind = px::ProgressEvent::Kind;
+    switch (event.kind) {
+        case Kind::created:
+        case Kind::status_changed:
+            std::cerr << "job " << event.job_id << " " << event.job->status_text << "\n";
+            break;
+        case Kind::retry_scheduled:
+            std::cerr << "retrying in " << event.delay.count() << " ms after: " << *event.error << "\n";
+            break;
+        case Kind::polled:
+        case Kind::sleeping:
+            break;
+    }
+}
+
 asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
     px::ChatRequest request{.model = arguments.model,
                             .messages = {{.role = "user", .content = arguments.question}}};
-    auto job = co_await client.create(request);
-    if (!job) {
-        std::cerr << "ask: could not create the job: " << job.error() << "\n";
-        co_return other_error;
+    px::PollPolicy poll = client.options().poll;
+    poll.deadline = arguments.deadline;
+    if (arguments.poll_interval) {
+        poll.first_delay = poll.max_delay = *arguments.poll_interval;
+        poll.jitter = 0;
     }
-    std::cerr << "job " << job->id << " " << px::to_string(job->status) << "\n";
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    px::JobStatus last_status = job->status;
-    while (!job->is_final()) {
-        timer.expires_after(arguments.poll_interval);
-        co_await timer.async_wait(asio::use_awaitable);
-        const std::string id = job->id;
-        job = co_await client.get(id);
-        if (!job) {
-            std::cerr << "ask: polling job " << id << " failed: " << job.error() << "\n";
-            co_return other_error;
+    auto job = co_await client.run(request, {.poll = poll, .on_progress = print_progress});
+    if (!job) {
+        const px::Error& error = job.error();
+        if (error.kind == px::ErrorKind::job_failed) {
+            if (arguments.json && error.job) {
+                std::cout << boost::json::serialize(boost::json::value_from(*error.job)) << "\n";
+            }
+            std::cerr << "ask: job " << error.job_id.value_or("?")
+                      << " failed: " << (error.api_message.empty() ? "(no error message)" : error.api_message)
+                      << "\n";
+            co_return job_failed;
         }
-        if (job->status != last_status) {
-            std::cerr << "job " << job->id << " " << job->status_text << "\n";
-            last_status = job->status;
+        std::cerr << "ask: " << error << "\n";
+        if (error.kind == px::ErrorKind::wait_deadline) {
+            co_return timed_out;
         }
+        co_return error.kind == px::ErrorKind::cancelled ? interrupted : other_error;
     }
     if (arguments.json) {
         std::cout << boost::json::serialize(boost::json::value_from(*job)) << "\n";
-    }
-    if (job->status == px::JobStatus::failed) {
-        std::cerr << "ask: job " << job->id
-                  << " failed: " << job->error_message.value_or("(no error message)") << "\n";
-        co_return job_failed;
-    }
-    if (!job->response) {
+    } else if (job->response) {
+        print_answer(*job, arguments.show_thinking);
+    } else {
         std::cerr << "ask: job " << job->id << " completed without a response\n";
         co_return other_error;
-    }
-    if (!arguments.json) {
-        print_answer(*job, arguments.show_thinking);
     }
     co_return completed;
 }
@@ -209,17 +242,27 @@ int main(int argc, char** argv) {
         return usage_error;
     }
     int exit_code = other_error;
-    asio::co_spawn(io, ask(client, *arguments), [&](std::exception_ptr error, int code) {
-        if (error) {
-            try {
-                std::rethrow_exception(error);
-            } catch (const std::exception& e) {
-                std::cerr << "ask: " << e.what() << "\n";
-            }
-            return;
+    // Ctrl-C cancels the wait; the error then names the job, which keeps running on the server.
+    asio::cancellation_signal interrupt;
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec) {
+            interrupt.emit(asio::cancellation_type::terminal);
         }
-        exit_code = code;
     });
+    asio::co_spawn(io, ask(client, *arguments),
+                   asio::bind_cancellation_slot(interrupt.slot(), [&](std::exception_ptr error, int code) {
+                       signals.cancel();
+                       if (error) {
+                           try {
+                               std::rethrow_exception(error);
+                           } catch (const std::exception& e) {
+                               std::cerr << "ask: " << e.what() << "\n";
+                           }
+                           return;
+                       }
+                       exit_code = code;
+                   }));
     io.run();
     return exit_code;
 }

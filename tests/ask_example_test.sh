@@ -57,6 +57,25 @@ check "an API error exits 3 (got $code)" [ "$code" -eq 3 ]
 check "an API error is printed readably" grep -q "HTTP 401" "$workdir/err"
 check "the key is not printed" bash -c "! grep -q 'wrong-key' '$workdir/err'"
 
+# A second simulator whose jobs run for minutes: the deadline must end the wait, naming the job.
+slow_dir="$workdir/slow"
+mkdir -p "$slow_dir"
+"$sim" --port 0 --cert-dir "$slow_dir" --api-key test-key --in-progress-ms 600000 >"$slow_dir/sim.log" 2>&1 &
+slow=$!
+trap 'kill "$simulator" "$slow" 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
+slow_url=""
+for _ in $(seq 400); do
+    slow_url=$(sed -n '1s/^listening on //p' "$slow_dir/sim.log")
+    [ -n "$slow_url" ] && break
+    sleep 0.05
+done
+PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 100 --deadline 1 --base-url "$slow_url" \
+    --ca-file "$slow_dir/ca.pem" "a long question" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "a passed deadline exits 4 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 4 ]
+check "a passed deadline names the job and says it may still complete" \
+    grep -q "may still complete.*\[job " "$workdir/err"
+
 PERPLEXITY_API_KEY= "$ask" "anything" >"$workdir/out" 2>"$workdir/err"
 code=$?
 check "no API key exits 2 (got $code)" [ "$code" -eq 2 ]

@@ -266,8 +266,9 @@ TEST_SUITE("connections") {
     TEST_CASE("a refused connection is a transport error") {
         asio::io_context io;
         const auto port = test::unused_port(io);
-        px::Client client(io.get_executor(),
-                          {.base_url = "http://127.0.0.1:" + std::to_string(port), .api_key = "k"});
+        px::Client client(io.get_executor(), {.base_url = "http://127.0.0.1:" + std::to_string(port),
+                                              .api_key = "k",
+                                              .retry = {.max_attempts = 1}});
         auto job = test::run(io, client.get("x"));
         REQUIRE_FALSE(job.has_value());
         CHECK(job.error().kind == px::ErrorKind::transport);
@@ -278,8 +279,10 @@ TEST_SUITE("connections") {
     TEST_CASE("a server that never answers hits the request timeout") {
         asio::io_context io;
         test::LoopbackServer silent(io);
-        px::Client client(io.get_executor(),
-                          {.base_url = silent.base_url(), .api_key = "k", .request_timeout = 200ms});
+        px::Client client(io.get_executor(), {.base_url = silent.base_url(),
+                                              .api_key = "k",
+                                              .request_timeout = 200ms,
+                                              .retry = {.max_attempts = 1}});
         auto job = test::run(io, client.get("x"));
         REQUIRE_FALSE(job.has_value());
         CHECK(job.error().kind == px::ErrorKind::timeout);

@@ -86,9 +86,10 @@ inline std::uint16_t unused_port(asio::io_context& io) {
     return acceptor.local_endpoint().port();
 }
 
-/// A plain HTTP server on 127.0.0.1 that reads requests and, while `answer` is false, never answers
-/// them (holding the connection open); once `answer` is true it answers each with a CREATED job whose
-/// id is the last path segment of the request.
+/// A plain TCP server on 127.0.0.1. Connections accepted while it is not answering swallow whatever
+/// the client sends and never reply (holding the connection open); once `set_answering(true)`, new
+/// connections get an HTTP answer to each request: a CREATED job whose id is the request's last path
+/// segment.
 class LoopbackServer {
   public:
     explicit LoopbackServer(asio::io_context& io) : state_(std::make_shared<State>(io.get_executor())) {
@@ -139,6 +140,18 @@ class LoopbackServer {
     static asio::awaitable<void> serve(std::shared_ptr<State> state,
                                        std::shared_ptr<boost::beast::tcp_stream> stream) {
         namespace http = boost::beast::http;
+        if (!state->answer) {
+            // Swallow whatever arrives, HTTP or not (a TLS ClientHello), and never answer, until the
+            // client closes the connection.
+            char sink[512];
+            for (;;) {
+                auto [ec, n] =
+                    co_await stream->async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+                if (ec) {
+                    co_return;
+                }
+            }
+        }
         boost::beast::flat_buffer buffer;
         for (;;) {
             http::request<http::string_body> request;
@@ -146,9 +159,6 @@ class LoopbackServer {
                 co_await http::async_read(*stream, buffer, request, asio::as_tuple(asio::use_awaitable));
             if (ec) {
                 co_return;
-            }
-            if (!state->answer) {
-                continue;  // swallow it; the client waits in vain
             }
             const std::string target(request.target());
             const std::string id = target.substr(target.rfind('/') + 1);

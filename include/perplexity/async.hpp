@@ -8,4 +8,8 @@
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
 #include <perplexity/options.hpp>
+#include <perplexity/pacing.hpp>
+#include <perplexity/poll.hpp>
+#include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
+#include <perplexity/wait.hpp>

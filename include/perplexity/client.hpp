@@ -3,22 +3,31 @@
 
 #include <perplexity/detail/connection.hpp>
 #include <perplexity/detail/error_body.hpp>
+#include <perplexity/detail/pacer.hpp>
 #include <perplexity/detail/url.hpp>
+#include <perplexity/detail/uuid.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
 #include <perplexity/options.hpp>
+#include <perplexity/poll.hpp>
+#include <perplexity/retry.hpp>
+#include <perplexity/wait.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +62,7 @@ class Client {
           options_(std::move(options)),
           tls_context_(boost::asio::ssl::context::tls_client) {
         configure();
+        create_pacer_.set_rate(options_.create_requests_per_minute);
     }
 
     Client(const Client&) = delete;
@@ -76,47 +86,20 @@ class Client {
     /// Submits a job. The returned Job is usually CREATED.
     ///
     /// With an `idempotency_key`, the API answers a repeated create with the job the key first created,
-    /// so the request may safely be sent again after a failure: reuse the same key for every attempt of
-    /// the same job. Without one, a create whose answer was lost may or may not have created a job; the
-    /// Error says so.
+    /// so the request is retried (per ClientOptions::retry) after any retryable failure: reuse the same
+    /// key for every attempt of the same job. Without one, it is retried only when it provably never
+    /// reached the server (or was refused with 429 or 408); otherwise the Error says that a job may have
+    /// been created.
     boost::asio::awaitable<expected<Job, Error>> create(
         ChatRequest request, std::optional<std::string> idempotency_key = std::nullopt) {
-        if (auto invalid = check_chat_request(request, idempotency_key)) {
-            co_return unexpected(std::move(*invalid));
-        }
-        std::string body = boost::json::serialize(create_request_body(request, idempotency_key));
-        const bool resend_safe = idempotency_key.has_value();
-        auto response = co_await shielded(send(
-            make_request(boost::beast::http::verb::post, collection_target(), std::move(body)), resend_safe));
-        if (!response) {
-            co_return unexpected(std::move(response).error());
-        }
-        co_return read_response<Job>(*response, "job", std::nullopt);
+        co_return co_await shielded(
+            create_job(std::move(request), std::move(idempotency_key), no_deadline(), nullptr));
     }
 
-    /// Fetches a job by id. An unknown or expired id is `ErrorKind::http_status` with status 404.
+    /// Fetches a job by id, retrying per ClientOptions::retry. An unknown or expired id is
+    /// `ErrorKind::http_status` with status 404.
     boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
-        if (job_id.empty()) {
-            co_return unexpected(
-                Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
-        }
-        std::string target = collection_target() + "/" + detail::percent_encode(job_id);
-        auto response =
-            co_await shielded(send(make_request(boost::beast::http::verb::get, std::move(target)), true));
-        if (!response) {
-            Error error = std::move(response).error();
-            error.job_id = job_id;
-            co_return unexpected(std::move(error));
-        }
-        auto job = read_response<Job>(*response, "job", job_id);
-        if (job && job->id != job_id) {
-            co_return unexpected(Error{
-                .kind = ErrorKind::decode,
-                .message = "the API answered with job \"" + job->id + "\" when asked for \"" + job_id + "\"",
-                .json_path = "$.id",
-                .job_id = job_id});
-        }
-        co_return job;
+        co_return co_await shielded(get_job(std::move(job_id), no_deadline(), nullptr));
     }
 
     /// Fetches one page of the job list, newest first. `limit` is the page size (the API's default when
@@ -124,25 +107,62 @@ class Client {
     boost::asio::awaitable<expected<JobPage, Error>> list(
         std::optional<std::size_t> limit = std::nullopt,
         std::optional<std::string> next_token = std::nullopt) {
-        if (limit && *limit == 0) {
+        co_return co_await shielded(list_jobs(limit, std::move(next_token)));
+    }
+
+    /// Polls a job until it is COMPLETED (the result) or FAILED (an `ErrorKind::job_failed` Error carrying
+    /// the job and its error_message), pacing polls per the PollPolicy (`options.poll`, else
+    /// ClientOptions::poll). When the policy's deadline passes first, the result is an
+    /// `ErrorKind::wait_deadline` Error with the job id and the job as last seen: the job may still
+    /// complete. A cancelled wait carries the job id too.
+    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options = {}) {
+        if (job_id.empty()) {
             co_return unexpected(
-                Error{.kind = ErrorKind::invalid_argument, .message = "the list limit must be at least 1"});
+                Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
         }
-        std::string target = collection_target();
-        char separator = '?';
-        if (limit) {
-            target += separator + std::string("limit=") + std::to_string(*limit);
-            separator = '&';
+        const PollPolicy policy = options.poll.value_or(options_.poll);
+        const auto deadline = Clock::now() + policy.deadline;
+        auto job = co_await shielded(poll_until_final(job_id, std::nullopt, policy, options, deadline));
+        if (!job && !job.error().job_id) {
+            job.error().job_id = std::move(job_id);
         }
-        if (next_token) {
-            target += separator + std::string("next_token=") + detail::percent_encode(*next_token);
+        co_return job;
+    }
+
+    /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
+    /// `options.idempotency_key` gives one) reused on every retry, so a job is never created twice, then
+    /// `wait`. The PollPolicy's deadline covers both. `options.on_created` sees the job before the first
+    /// poll. When the create's outcome is unknown at the deadline, the Error names the key to pass to a
+    /// later `run` to pick the job up.
+    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options = {}) {
+        const PollPolicy policy = options.poll.value_or(options_.poll);
+        const auto deadline = Clock::now() + policy.deadline;
+        std::string key = options.idempotency_key.value_or(detail::uuid_v4());
+        auto created = co_await shielded(
+            create_job(std::move(request), key, deadline, options.on_progress ? &options : nullptr));
+        if (!created) {
+            Error error = std::move(created).error();
+            if (error.kind == ErrorKind::timeout || error.kind == ErrorKind::transport ||
+                error.kind == ErrorKind::cancelled || error.kind == ErrorKind::rate_limited) {
+                error.message +=
+                    "; to pick up the job if it was created, run again with WaitOptions::idempotency_key = "
+                    "\"" +
+                    key + "\"";
+            }
+            co_return unexpected(std::move(error));
         }
-        auto response =
-            co_await shielded(send(make_request(boost::beast::http::verb::get, std::move(target)), true));
-        if (!response) {
-            co_return unexpected(std::move(response).error());
+        if (options.on_created) {
+            options.on_created(*created);
         }
-        co_return read_response<JobPage>(*response, "job list", std::nullopt);
+        notify(options, {.kind = ProgressEvent::Kind::created, .job_id = created->id, .job = &*created});
+        notify(options,
+               {.kind = ProgressEvent::Kind::status_changed, .job_id = created->id, .job = &*created});
+        std::string id = created->id;
+        auto job = co_await shielded(poll_until_final(id, std::move(*created), policy, options, deadline));
+        if (!job && !job.error().job_id) {
+            job.error().job_id = std::move(id);
+        }
+        co_return job;
     }
 
   private:
@@ -222,26 +242,304 @@ class Client {
         return request;
     }
 
-    /// Sends one request on a pooled or new connection; see the class comment for when it is resent.
-    boost::asio::awaitable<expected<detail::HttpResponse, Error>> send(detail::HttpRequest request,
-                                                                       bool resend_safe) {
+    using Clock = std::chrono::steady_clock;
+    enum class Endpoint { create, get, list };
+
+    static Clock::time_point no_deadline() { return Clock::time_point::max(); }
+
+    static std::chrono::milliseconds time_left(Clock::time_point deadline) {
+        if (deadline == no_deadline()) {
+            return std::chrono::milliseconds::max();
+        }
+        return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> create_job(ChatRequest request,
+                                                            std::optional<std::string> idempotency_key,
+                                                            Clock::time_point deadline,
+                                                            const WaitOptions* progress) {
+        if (auto invalid = check_chat_request(request, idempotency_key)) {
+            co_return unexpected(std::move(*invalid));
+        }
+        std::string body = boost::json::serialize(create_request_body(request, idempotency_key));
+        auto response = co_await execute(
+            Endpoint::create,
+            make_request(boost::beast::http::verb::post, collection_target(), std::move(body)),
+            idempotency_key.has_value(), deadline, progress, {});
+        if (!response) {
+            co_return unexpected(std::move(response).error());
+        }
+        co_return read_response<Job>(*response, "job", std::nullopt);
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> get_job(std::string job_id, Clock::time_point deadline,
+                                                         const WaitOptions* progress) {
+        if (job_id.empty()) {
+            co_return unexpected(
+                Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
+        }
+        std::string target = collection_target() + "/" + detail::percent_encode(job_id);
+        auto response =
+            co_await execute(Endpoint::get, make_request(boost::beast::http::verb::get, std::move(target)),
+                             true, deadline, progress, job_id);
+        if (!response) {
+            Error error = std::move(response).error();
+            error.job_id = job_id;
+            co_return unexpected(std::move(error));
+        }
+        auto job = read_response<Job>(*response, "job", job_id);
+        if (job && job->id != job_id) {
+            co_return unexpected(Error{
+                .kind = ErrorKind::decode,
+                .message = "the API answered with job \"" + job->id + "\" when asked for \"" + job_id + "\"",
+                .json_path = "$.id",
+                .job_id = job_id});
+        }
+        co_return job;
+    }
+
+    boost::asio::awaitable<expected<JobPage, Error>> list_jobs(std::optional<std::size_t> limit,
+                                                               std::optional<std::string> next_token) {
+        if (limit && *limit == 0) {
+            co_return unexpected(
+                Error{.kind = ErrorKind::invalid_argument, .message = "the list limit must be at least 1"});
+        }
+        std::string target = collection_target();
+        char separator = '?';
+        if (limit) {
+            target += separator + std::string("limit=") + std::to_string(*limit);
+            separator = '&';
+        }
+        if (next_token) {
+            target += separator + std::string("next_token=") + detail::percent_encode(*next_token);
+        }
+        auto response =
+            co_await execute(Endpoint::list, make_request(boost::beast::http::verb::get, std::move(target)),
+                             true, no_deadline(), nullptr, {});
+        if (!response) {
+            co_return unexpected(std::move(response).error());
+        }
+        co_return read_response<JobPage>(*response, "job list", std::nullopt);
+    }
+
+    /// The polling loop of wait and run. `latest` is the job as last seen (run starts with the create's
+    /// answer; wait with nothing, so it polls at once).
+    boost::asio::awaitable<expected<Job, Error>> poll_until_final(std::string job_id,
+                                                                  std::optional<Job> latest,
+                                                                  PollPolicy policy,
+                                                                  const WaitOptions& options,
+                                                                  Clock::time_point deadline) {
+        unsigned polls = 0;
+        bool last_poll = false;
+        for (;;) {
+            if (latest) {
+                if (latest->status == JobStatus::completed) {
+                    co_return std::move(*latest);
+                }
+                if (latest->status == JobStatus::failed) {
+                    co_return unexpected(job_failed(std::move(*latest)));
+                }
+                if (last_poll) {
+                    co_return unexpected(deadline_passed(policy, job_id, std::move(latest)));
+                }
+                const PlannedSleep sleep = fit_to_deadline(poll_delay(policy, ++polls, random_unit()),
+                                                           time_left(deadline), policy.last_poll_margin);
+                if (sleep.deadline_reached) {
+                    co_return unexpected(deadline_passed(policy, job_id, std::move(latest)));
+                }
+                notify(options, {.kind = ProgressEvent::Kind::sleeping,
+                                 .job_id = job_id,
+                                 .attempt = polls,
+                                 .delay = sleep.delay});
+                if (auto cancelled = co_await sleep_for(sleep.delay)) {
+                    cancelled->job_id = job_id;
+                    cancelled->job = std::make_shared<const Job>(std::move(*latest));
+                    co_return unexpected(std::move(*cancelled));
+                }
+                last_poll = sleep.last_poll;
+            }
+            auto fetched = co_await get_job(job_id, deadline, &options);
+            if (!fetched) {
+                Error error = std::move(fetched).error();
+                if (time_left(deadline) <= std::chrono::milliseconds(0) &&
+                    error.kind != ErrorKind::cancelled) {
+                    co_return unexpected(deadline_passed(policy, job_id, std::move(latest)));
+                }
+                if (latest) {
+                    error.job = std::make_shared<const Job>(std::move(*latest));
+                }
+                co_return unexpected(std::move(error));
+            }
+            notify(options, {.kind = ProgressEvent::Kind::polled, .job_id = job_id, .job = &*fetched});
+            if (!latest || latest->status != fetched->status || latest->status_text != fetched->status_text) {
+                notify(options,
+                       {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = &*fetched});
+            }
+            latest = std::move(*fetched);
+        }
+    }
+
+    static Error job_failed(Job job) {
+        Error error{.kind = ErrorKind::job_failed,
+                    .message = "job " + job.id + " failed",
+                    .api_message = job.error_message.value_or(""),
+                    .job_id = job.id};
+        error.job = std::make_shared<const Job>(std::move(job));
+        return error;
+    }
+
+    static Error deadline_passed(const PollPolicy& policy, const std::string& job_id,
+                                 std::optional<Job> latest) {
+        const std::string status = latest ? latest->status_text : std::string("unknown");
+        Error error{.kind = ErrorKind::wait_deadline,
+                    .message = "the wait deadline of " + std::to_string(policy.deadline.count()) +
+                               " ms (PollPolicy::deadline) passed while job " + job_id + " was " + status +
+                               "; it may still complete: wait on it again later",
+                    .job_id = job_id};
+        if (latest) {
+            error.job = std::make_shared<const Job>(std::move(*latest));
+        }
+        return error;
+    }
+
+    static void notify(const WaitOptions& options, const ProgressEvent& event) {
+        if (options.on_progress) {
+            options.on_progress(event);
+        }
+    }
+
+    /// Sleeps, or returns the cancellation Error if the caller cancelled the sleep.
+    boost::asio::awaitable<std::optional<Error>> sleep_for(std::chrono::milliseconds delay) {
+        if (delay <= std::chrono::milliseconds(0)) {
+            co_return std::nullopt;
+        }
+        boost::asio::steady_timer timer(executor_, delay);
+        auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        if (ec) {
+            co_return Error{.kind = ErrorKind::cancelled,
+                            .message = "the operation was cancelled while waiting",
+                            .cause = ec};
+        }
+        co_return std::nullopt;
+    }
+
+    double random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
+
+    static std::uint64_t random_seed() {
+        std::uint64_t seed = 0;
+        detail::random_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed);
+        return seed;
+    }
+
+    /// One request with pacing and retries: waits for its pacing slot, sends, and on a retryable failure
+    /// waits (the server's hint, clamped, or the backoff) and sends again, until it succeeds, fails for
+    /// good, or attempts or the deadline run out. A non-2xx response that is not retried is returned
+    /// as a response, for read_response to turn into an Error.
+    boost::asio::awaitable<expected<detail::HttpResponse, Error>> execute(
+        Endpoint endpoint, detail::HttpRequest request, bool resend_safe, Clock::time_point deadline,
+        const WaitOptions* progress, std::string_view job_id) {
         if (configuration_error_) {
             co_return unexpected(*configuration_error_);
         }
+        const RetryPolicy& policy = options_.retry;
+        detail::Pacer& pacer = endpoint == Endpoint::create ? create_pacer_ : poll_pacer_;
+        for (unsigned attempt = 1;; ++attempt) {
+            const Clock::time_point slot = pacer.next_slot(Clock::now());
+            if (slot >= deadline) {
+                co_return unexpected(
+                    Error{.kind = ErrorKind::timeout,
+                          .message = "the deadline passes before pacing lets this request go"});
+            }
+            pacer.reserve(Clock::now());
+            if (auto cancelled =
+                    co_await sleep_for(std::chrono::ceil<std::chrono::milliseconds>(slot - Clock::now()))) {
+                co_return unexpected(std::move(*cancelled));
+            }
+            const auto budget = std::min(options_.request_timeout, time_left(deadline));
+            if (budget <= std::chrono::milliseconds(0)) {
+                co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
+            }
+            auto outcome = co_await send(request, resend_safe, budget);
+
+            std::optional<std::chrono::milliseconds> hint;
+            bool retry = false;
+            Error failure;
+            if (outcome) {
+                detail::HttpResponse& response = *outcome;
+                const int status = static_cast<int>(response.result_int());
+                if (status >= 200 && status < 300) {
+                    co_return std::move(response);
+                }
+                hint = parse_retry_hint(response["retry-after-ms"], response["retry-after"],
+                                        std::chrono::system_clock::now());
+                // A 429 or 408 means the server did not act on the request, so even a create without a
+                // key may go again; after other statuses only a request that is safe to repeat may.
+                const bool refused_unprocessed = status == 429 || status == 408;
+                retry = parse_should_retry(response["x-should-retry"])
+                            .value_or(is_retryable_status(status) && (resend_safe || refused_unprocessed));
+                if (status == 429) {
+                    // Every request of this kind waits, not only this one: they share the limit.
+                    pacer.pause_until(Clock::now() + retry_delay(policy, attempt, hint, 0.0));
+                }
+                if (!retry || attempt >= policy.max_attempts) {
+                    co_return std::move(response);
+                }
+                failure = Error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
+                                .message = describe_status(status),
+                                .http_status = status};
+            } else {
+                failure = std::move(outcome.error().error);
+                const bool transient =
+                    failure.kind == ErrorKind::transport || failure.kind == ErrorKind::timeout;
+                retry = transient && (resend_safe || !outcome.error().may_have_arrived);
+                if (!retry || attempt >= policy.max_attempts) {
+                    co_return unexpected(std::move(failure));
+                }
+            }
+            const auto delay = retry_delay(policy, attempt, hint, random_unit());
+            if (delay >= time_left(deadline)) {
+                if (outcome) {
+                    co_return std::move(*outcome);
+                }
+                co_return unexpected(std::move(failure));
+            }
+            if (progress) {
+                notify(*progress, {.kind = ProgressEvent::Kind::retry_scheduled,
+                                   .job_id = job_id,
+                                   .error = &failure,
+                                   .attempt = attempt,
+                                   .delay = delay});
+            }
+            if (auto cancelled = co_await sleep_for(delay)) {
+                co_return unexpected(std::move(*cancelled));
+            }
+        }
+    }
+
+    struct SendFailure {
+        Error error;
+        /// Whether the server may have received the whole request (and so acted on it).
+        bool may_have_arrived = false;
+    };
+
+    /// Sends one request on a pooled or new connection; see the class comment for when it is resent.
+    boost::asio::awaitable<expected<detail::HttpResponse, SendFailure>> send(
+        const detail::HttpRequest& request, bool resend_safe, std::chrono::milliseconds timeout) {
         for (int attempt = 0;; ++attempt) {
             std::unique_ptr<detail::Connection> connection = take_idle_connection();
             const bool reused = connection != nullptr;
             if (!connection) {
-                auto opened = co_await detail::Connection::open(
-                    origin_, &tls_context_, {options_.connect_timeout, options_.tls_handshake_timeout});
+                auto opened =
+                    co_await detail::Connection::open(origin_, &tls_context_,
+                                                      {std::min(options_.connect_timeout, timeout),
+                                                       std::min(options_.tls_handshake_timeout, timeout)});
                 if (!opened) {
-                    co_return unexpected(describe(opened.error()));
+                    co_return unexpected(SendFailure{describe(opened.error()), false});
                 }
                 connection = std::move(*opened);
             }
             auto response = co_await connection->exchange(
-                request,
-                {options_.request_timeout, options_.max_response_header, options_.max_response_body});
+                request, {timeout, options_.max_response_header, options_.max_response_body});
             if (response) {
                 if (response->keep_alive()) {
                     idle_connections_.push_back(std::move(connection));
@@ -258,15 +556,13 @@ class Client {
                 continue;
             }
             Error error = describe(failure);
-            const bool request_was_sent =
-                failure.step == detail::IoStep::read_header || failure.step == detail::IoStep::read_body;
-            if (request_was_sent && !resend_safe) {
+            if (!never_processed && !resend_safe) {
                 error.message +=
                     "; the request was sent, so the server may have acted on it (for a create: list recent "
                     "jobs "
                     "to find out, and pass an idempotency_key so a retry cannot create a second job)";
             }
-            co_return unexpected(std::move(error));
+            co_return unexpected(SendFailure{std::move(error), !never_processed});
         }
     }
 
@@ -451,6 +747,9 @@ class Client {
     detail::Origin origin_;
     std::optional<Error> configuration_error_;
     std::vector<std::unique_ptr<detail::Connection>> idle_connections_;
+    std::mt19937_64 random_{random_seed()};
+    detail::Pacer create_pacer_;
+    detail::Pacer poll_pacer_;
 };
 
 }  // namespace perplexity

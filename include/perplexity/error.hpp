@@ -6,8 +6,11 @@
 // key: the client removes it from any server text before it lands here.
 #pragma once
 
+#include <perplexity/job.hpp>
+
 #include <boost/system/error_code.hpp>
 
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <sstream>
@@ -37,9 +40,10 @@ enum class ErrorKind {
     rate_limited,
     /// The response body was not the JSON the contract promises; see `json_path`.
     decode,
-    /// The job reached FAILED; see `api_message` for the job's `error_message`.
+    /// The job reached FAILED; `job` is the job and `api_message` its `error_message`.
     job_failed,
-    /// A wait's deadline passed while the job was still running: the job may still complete.
+    /// A wait's deadline passed while the job was still running: the job may still complete, and
+    /// `job_id` says which one to wait on again.
     wait_deadline,
 };
 
@@ -133,6 +137,8 @@ struct Error {
     std::string json_path{};
     /// The job this error concerns, whenever one exists.
     std::optional<std::string> job_id{};
+    /// The job as last seen, for job_failed (the FAILED job), wait_deadline and a cancelled wait.
+    std::shared_ptr<const Job> job{};
     /// The lower-level cause (an Asio, Beast, SSL or JSON error code) where there was one.
     boost::system::error_code cause{};
 

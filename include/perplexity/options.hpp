@@ -1,6 +1,8 @@
 // perplexity-async: ClientOptions, everything a Client is configured with, and the environment helper.
 #pragma once
 
+#include <perplexity/poll.hpp>
+#include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
 
 #include <chrono>
@@ -52,6 +54,15 @@ struct ClientOptions {
     std::size_t max_response_header = 64 * 1024;
 
     std::string user_agent = std::string("perplexity-async/") + version_string;
+
+    /// How every single request (create, get, list) is retried.
+    RetryPolicy retry{};
+    /// How `wait` and `run` poll, and their overall deadline; WaitOptions::poll overrides it per call.
+    PollPolicy poll{};
+    /// Spaces creates evenly at this many per minute, client-wide, so a batch is paced instead of
+    /// collecting 429s. 0 (the default) turns spacing off. `create_rate_for_tier(n)` gives the API's
+    /// limit for usage tier n. Independently of this, a 429 pauses every request of the same kind.
+    unsigned create_requests_per_minute = 0;
 };
 
 /// Reads a variable, treating unset and empty alike.

@@ -1,0 +1,42 @@
+// Idempotency keys: UUID v4 from OpenSSL's cryptographically secure generator, so keys of different
+// processes and machines never collide in practice.
+#pragma once
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+namespace perplexity::detail {
+
+inline void random_bytes(unsigned char* out, std::size_t size) {
+    if (RAND_bytes(out, static_cast<int>(size)) != 1) {
+        // Only when the OS cannot supply entropy at all; std::random_device is the fallback.
+        std::random_device device;
+        for (std::size_t i = 0; i < size; ++i) {
+            out[i] = static_cast<unsigned char>(device());
+        }
+    }
+}
+
+inline std::string uuid_v4() {
+    std::array<unsigned char, 16> bytes{};
+    random_bytes(bytes.data(), bytes.size());
+    bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0F) | 0x40);  // version 4
+    bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            text += '-';
+        }
+        text += hex[bytes[i] >> 4];
+        text += hex[bytes[i] & 0x0F];
+    }
+    return text;
+}
+
+}  // namespace perplexity::detail

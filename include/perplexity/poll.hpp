@@ -1,0 +1,64 @@
+// perplexity-async: PollPolicy, how `wait` and `run` pace their polls and when they give up.
+//
+// Pure functions of the policy, the poll number, the time left and a random number: no I/O.
+#pragma once
+
+#include <perplexity/retry.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+namespace perplexity {
+
+/// How a job is polled until it ends. The defaults suit deep-research jobs, which take minutes: quick
+/// first looks, then a calm pace, well within the API's get limit (6000 a minute).
+struct PollPolicy {
+    /// Before the first poll after create (or the first poll of `wait`, after an initial get).
+    std::chrono::milliseconds first_delay = std::chrono::seconds(1);
+    /// Each further delay is this many times longer...
+    double growth = 1.5;
+    /// ...up to this.
+    std::chrono::milliseconds max_delay = std::chrono::seconds(15);
+    /// Each delay is scaled by a random factor in [1 - jitter, 1], so thousands of jobs do not poll in
+    /// lockstep.
+    double jitter = 0.2;
+    /// The whole `run` or `wait`: create, retries, polls and sleeps together. When it passes with the
+    /// job still running, the result is an ErrorKind::wait_deadline error carrying the job id.
+    std::chrono::milliseconds deadline = std::chrono::minutes(30);
+    /// When the next delay would cross the deadline, one last poll is made this long before it
+    /// instead, so a job that finished in the meantime is not reported as timed out.
+    std::chrono::milliseconds last_poll_margin = std::chrono::milliseconds(500);
+};
+
+/// The delay before poll number `poll` (1 for the first).
+inline std::chrono::milliseconds poll_delay(const PollPolicy& policy, unsigned poll, double random_unit) {
+    return apply_jitter(capped_exponential(policy.first_delay, policy.growth, policy.max_delay, poll),
+                        policy.jitter, random_unit);
+}
+
+/// A planned sleep: how long, and whether the poll after it is the last one before the deadline.
+struct PlannedSleep {
+    std::chrono::milliseconds delay{};
+    bool last_poll = false;
+    /// Nothing fits any more: the deadline is too close for another poll.
+    bool deadline_reached = false;
+
+    friend bool operator==(const PlannedSleep&, const PlannedSleep&) = default;
+};
+
+/// Fits a wanted delay into the time `remaining` before the deadline: unchanged when it ends before the
+/// last-poll margin; otherwise shortened to end `margin` before the deadline and marked as the last
+/// poll; and when even that is in the past, the deadline is reached.
+inline PlannedSleep fit_to_deadline(std::chrono::milliseconds wanted, std::chrono::milliseconds remaining,
+                                    std::chrono::milliseconds margin) {
+    using std::chrono::milliseconds;
+    if (remaining <= milliseconds(0)) {
+        return {milliseconds(0), false, true};
+    }
+    if (wanted + margin < remaining) {
+        return {wanted, false, false};
+    }
+    return {std::max(milliseconds(0), remaining - margin), true, false};
+}
+
+}  // namespace perplexity

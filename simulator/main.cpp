@@ -1,0 +1,204 @@
+// perplexity-sim: runs the simulator as a standalone server for demos and scripted tests.
+//
+// The first line on stdout is always "listening on <base-url>", flushed at once, because scripts block on
+// it before they start their client.
+#include <perplexity_sim/simulator.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <charconv>
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+constexpr int usage_error = 2;
+
+void print_usage(std::ostream& out) {
+    out << "usage: perplexity-sim [options]\n"
+           "\n"
+           "Serves a stateful simulation of Perplexity's async chat completions API.\n"
+           "\n"
+           "  --port N                     port to listen on, 0 picks a free one (default 0)\n"
+           "  --bind ADDR                  address to listen on (default 127.0.0.1)\n"
+           "  --api-key KEY                bearer token clients must send (default sim-key)\n"
+           "  --cert-dir DIR               where ca.pem is written, created if missing (default .)\n"
+           "  --http                       serve plain HTTP instead of HTTPS\n"
+           "  --created-ms N               minimum time a job stays CREATED (default 0)\n"
+           "  --in-progress-ms N           minimum time a job stays IN_PROGRESS (default 0)\n"
+           "  --created-polls N            GET answers showing CREATED before a job starts (default 1)\n"
+           "  --in-progress-polls N        GET answers showing IN_PROGRESS before a job ends (default 1)\n"
+           "  --failure-ratio X            share of jobs that fail, 0..1 (default 0)\n"
+           "  --seed N                     seed of the simulator's randomness (default 1)\n"
+           "  --answer-bytes N             approximate size of each answer (default 2048)\n"
+           "  --default-page-size N        list page size without a limit (default 20)\n"
+           "  --max-page-size N            largest accepted list limit (default 100)\n"
+           "  --requests-per-connection N  silently close a connection after N responses, 0 = never\n"
+           "                               (default 0)\n"
+           "  --help                       show this text\n";
+}
+
+struct UsageError {
+    std::string message;
+};
+
+template <class Number>
+Number parse_number(std::string_view flag, std::string_view text) {
+    Number value{};
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc{} || ptr != end) {
+        throw UsageError{std::string(flag) + ": not a valid number: '" + std::string(text) + "'"};
+    }
+    return value;
+}
+
+struct CommandLine {
+    perplexity_sim::SimulatorOptions options;
+    std::filesystem::path cert_dir = ".";
+    bool help = false;
+};
+
+CommandLine parse_command_line(int argc, char** argv) {
+    CommandLine line;
+    auto& options = line.options;
+    const std::vector<std::string_view> args(argv + 1, argv + argc);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string_view flag = args[i];
+        std::optional<std::string_view> inline_value;
+        if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string_view::npos) {
+            inline_value = flag.substr(eq + 1);
+            flag = flag.substr(0, eq);
+        }
+        auto value = [&]() -> std::string_view {
+            if (inline_value) {
+                return *inline_value;
+            }
+            if (i + 1 >= args.size()) {
+                throw UsageError{std::string(flag) + " needs a value"};
+            }
+            return args[++i];
+        };
+        auto no_value = [&] {
+            if (inline_value) {
+                throw UsageError{std::string(flag) + " takes no value"};
+            }
+        };
+
+        if (flag == "--help" || flag == "-h") {
+            no_value();
+            line.help = true;
+        } else if (flag == "--http") {
+            no_value();
+            options.https = false;
+        } else if (flag == "--port") {
+            options.port = parse_number<std::uint16_t>(flag, value());
+        } else if (flag == "--bind") {
+            options.bind_address = std::string(value());
+        } else if (flag == "--api-key") {
+            options.api_key = std::string(value());
+        } else if (flag == "--cert-dir") {
+            line.cert_dir = std::string(value());
+        } else if (flag == "--created-ms") {
+            options.created_for = std::chrono::milliseconds(parse_number<std::uint32_t>(flag, value()));
+        } else if (flag == "--in-progress-ms") {
+            options.in_progress_for = std::chrono::milliseconds(parse_number<std::uint32_t>(flag, value()));
+        } else if (flag == "--created-polls") {
+            options.created_polls = parse_number<unsigned>(flag, value());
+        } else if (flag == "--in-progress-polls") {
+            options.in_progress_polls = parse_number<unsigned>(flag, value());
+        } else if (flag == "--failure-ratio") {
+            options.failure_ratio = parse_number<double>(flag, value());
+            if (!(options.failure_ratio >= 0.0 && options.failure_ratio <= 1.0)) {
+                throw UsageError{"--failure-ratio must be between 0 and 1"};
+            }
+        } else if (flag == "--seed") {
+            options.seed = parse_number<std::uint64_t>(flag, value());
+        } else if (flag == "--answer-bytes") {
+            options.answer_bytes = parse_number<std::size_t>(flag, value());
+        } else if (flag == "--default-page-size") {
+            options.default_page_size = parse_number<std::size_t>(flag, value());
+        } else if (flag == "--max-page-size") {
+            options.max_page_size = parse_number<std::size_t>(flag, value());
+        } else if (flag == "--requests-per-connection") {
+            options.requests_per_connection = parse_number<unsigned>(flag, value());
+        } else {
+            throw UsageError{"unknown argument: " + std::string(flag)};
+        }
+    }
+    if (options.default_page_size < 1 || options.max_page_size < 1 ||
+        options.default_page_size > options.max_page_size) {
+        throw UsageError{"page sizes must satisfy 1 <= --default-page-size <= --max-page-size"};
+    }
+    return line;
+}
+
+void write_ca(const std::filesystem::path& dir, const std::string& pem) {
+    std::filesystem::create_directories(dir);
+    const auto path = dir / "ca.pem";
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << pem;
+    out.close();
+    if (!out) {
+        throw std::runtime_error("cannot write " + path.string());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CommandLine line;
+    try {
+        line = parse_command_line(argc, argv);
+    } catch (const UsageError& e) {
+        std::cerr << "perplexity-sim: " << e.message << "\n\n";
+        print_usage(std::cerr);
+        return usage_error;
+    }
+    if (line.help) {
+        print_usage(std::cout);
+        return EXIT_SUCCESS;
+    }
+
+    try {
+        boost::asio::io_context io;
+        perplexity_sim::Simulator simulator(io.get_executor(), line.options);
+        // Installed before the announcement: a script may signal the moment it has read the first line, and
+        // a background job started by a non-interactive shell would otherwise inherit an ignored SIGINT.
+        boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+        signals.async_wait([&](const boost::system::error_code& ec, int) {
+            if (!ec) {
+                simulator.stop();
+            }
+        });
+        simulator.start();
+        if (line.options.https) {
+            // Written before the announcement, so a script may use it the moment it reads the first line.
+            write_ca(line.cert_dir, simulator.ca_certificate_pem());
+        }
+        std::cout << "listening on " << simulator.base_url() << std::endl;
+        if (line.options.https) {
+            std::cerr << "perplexity-sim: CA certificate in " << (line.cert_dir / "ca.pem").string() << '\n';
+        }
+
+        io.run();
+
+        const auto stats = simulator.stats();
+        std::cerr << "perplexity-sim: stopped after " << stats.connections_accepted << " connections, "
+                  << stats.requests << " requests, " << stats.jobs_created << " jobs\n";
+        return EXIT_SUCCESS;
+    } catch (const std::exception& e) {
+        std::cerr << "perplexity-sim: " << e.what() << '\n';
+        return EXIT_FAILURE;
+    }
+}

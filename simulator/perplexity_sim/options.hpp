@@ -1,0 +1,94 @@
+// Knobs and counters of the simulator, kept apart from the server so the request logic can be used
+// without any networking.
+#pragma once
+
+#include <perplexity_sim/certificates.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace perplexity_sim {
+
+struct SimulatorOptions {
+    // Bearer token every request must carry; anything else gets the 401 envelope. Default "sim-key".
+    std::string api_key = "sim-key";
+    // Address to listen on. Default 127.0.0.1.
+    std::string bind_address = "127.0.0.1";
+    // 0 lets the kernel pick a free port; read it back with Simulator::port(). Default 0.
+    std::uint16_t port = 0;
+    // false serves plain HTTP. Default true.
+    bool https = true;
+    // Certificate chain and key to serve. When https is on and this is empty, a fresh LoopbackPki is
+    // generated and its CA is reported by Simulator::ca_certificate_pem(). Default empty.
+    std::optional<ServerIdentity> identity{};
+    // CA that signed a caller-supplied identity, only echoed back by Simulator::ca_certificate_pem().
+    // Ignored when the identity is generated internally. Default empty.
+    std::string ca_pem{};
+
+    // Lifecycle. A job moves on only when both its time and its poll budget for the current stage are spent,
+    // so tests can pin a state by time ("stay CREATED for 2 s") or by count ("show IN_PROGRESS twice").
+    // Minimum time a job stays CREATED after the create call. Default 0.
+    std::chrono::milliseconds created_for{0};
+    // Minimum time a job stays IN_PROGRESS after it started. Default 0.
+    std::chrono::milliseconds in_progress_for{0};
+    // Number of GET answers that must have shown CREATED before the job may start. Default 1.
+    unsigned created_polls = 1;
+    // Number of GET answers that must have shown IN_PROGRESS before the job may finish. Default 1.
+    unsigned in_progress_polls = 1;
+    // Share of jobs that end FAILED, drawn from a seeded RNG at create time. Default 0.0.
+    double failure_ratio = 0.0;
+    // Seed of every random choice (failures, ids), so runs are reproducible. Default 1.
+    std::uint64_t seed = 1;
+    // Approximate size in bytes of the assistant message of a completed job. Default 2048.
+    std::size_t answer_bytes = 2048;
+    // Page size of the list endpoint when the query has no limit. Default 20.
+    std::size_t default_page_size = 20;
+    // Largest accepted limit; larger ones are a 422 like the real API's validation. Default 100.
+    std::size_t max_page_size = 100;
+    // 0 = unlimited. After this many responses on one connection the server closes it without announcing
+    // `Connection: close`, the way servers and proxies drop idle keep-alive connections. Default 0.
+    unsigned requests_per_connection = 0;
+    // Larger request bodies are answered 413 and the connection is closed. Default 1 MiB.
+    std::size_t max_request_body = 1 << 20;
+    // Handshake, read and write deadline, so a vanished client cannot pin a connection forever. Default 30 s.
+    std::chrono::milliseconds io_timeout{30000};
+};
+
+struct SimulatorStats {
+    std::size_t connections_accepted = 0;
+    std::size_t requests = 0;          // responses produced, including error answers
+    std::size_t jobs_created = 0;      // idempotent replays excluded
+    std::size_t creates_received = 0;  // create requests read, faulted ones included
+    std::size_t gets_received = 0;
+    std::size_t lists_received = 0;
+    std::size_t faults_applied = 0;
+    std::vector<std::chrono::steady_clock::time_point> create_arrivals{};  // when each create was read
+};
+
+// Which API operation a request is, for scripting faults.
+enum class Operation { any, create, get, list };
+
+// A scripted misbehaviour for one request. Faults queue up in order (Simulator::inject); each request
+// takes the first queued fault whose operation matches it, so a test can say "the next two gets answer
+// 503 with retry-after: 1, then behave".
+struct Fault {
+    enum class Action {
+        respond,         // answer with `status`, `headers` and `body` instead of handling the request
+        drop_unhandled,  // close the connection after reading the request, without handling it
+        drop_handled,    // handle the request (a create creates its job), then close without answering
+        stall,           // read the request and never answer, holding the connection open
+    };
+    Operation operation = Operation::any;
+    Action action = Action::respond;
+    unsigned status = 503;
+    std::vector<std::pair<std::string, std::string>> headers{};
+    // The body of a `respond` fault; when empty, the API's error envelope for `status`.
+    std::optional<std::string> body{};
+};
+
+}  // namespace perplexity_sim
