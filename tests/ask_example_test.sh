@@ -5,17 +5,26 @@ set -uo pipefail
 ask=$1
 sim=$2
 workdir=$(mktemp -d)
-"$sim" --port 0 --cert-dir "$workdir" --api-key test-key >"$workdir/sim.log" 2>&1 &
-simulator=$!
-trap 'kill "$simulator" 2>/dev/null; wait "$simulator" 2>/dev/null; rm -rf "$workdir"' EXIT
-url=""
-for _ in $(seq 400); do
-    url=$(sed -n '1s/^listening on //p' "$workdir/sim.log")
-    [ -n "$url" ] && break
-    sleep 0.05
-done
-[ -n "$url" ] || { echo "simulator did not start"; cat "$workdir/sim.log"; exit 1; }
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
 
+start_simulator() {  # start_simulator URL_VARIABLE DIR SIM_ARGS...: sets URL_VARIABLE to the base URL
+    local variable=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    "$sim" --port 0 --cert-dir "$dir" --api-key test-key "$@" >"$dir/sim.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 400); do
+        local found
+        found=$(sed -n "1s/^listening on //p" "$dir/sim.log")
+        [ -n "$found" ] && { printf -v "$variable" "%s" "$found"; return 0; }
+        sleep 0.05
+    done
+    echo "simulator did not start: $(cat "$dir/sim.log")" >&2
+    return 1
+}
+
+start_simulator url "$workdir/fast" || exit 1
 failures=0
 passes=0
 check() {  # check DESCRIPTION CONDITION...
@@ -29,7 +38,7 @@ check() {  # check DESCRIPTION CONDITION...
     fi
 }
 run_ask() {  # run_ask KEY ARGS... -> sets code, out, err
-    PERPLEXITY_API_KEY=$1 "$ask" --poll-interval 0 --base-url "$url" --ca-file "$workdir/ca.pem" "${@:2}" \
+    PERPLEXITY_API_KEY=$1 "$ask" --poll-interval 0 --base-url "$url" --ca-file "$workdir/fast/ca.pem" "${@:2}" \
         >"$workdir/out" 2>"$workdir/err"
     code=$?
     out=$(cat "$workdir/out")
@@ -59,16 +68,7 @@ check "the key is not printed" bash -c "! grep -q 'wrong-key' '$workdir/err'"
 
 # A second simulator whose jobs run for minutes: the deadline must end the wait, naming the job.
 slow_dir="$workdir/slow"
-mkdir -p "$slow_dir"
-"$sim" --port 0 --cert-dir "$slow_dir" --api-key test-key --in-progress-ms 600000 >"$slow_dir/sim.log" 2>&1 &
-slow=$!
-trap 'kill "$simulator" "$slow" 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
-slow_url=""
-for _ in $(seq 400); do
-    slow_url=$(sed -n '1s/^listening on //p' "$slow_dir/sim.log")
-    [ -n "$slow_url" ] && break
-    sleep 0.05
-done
+start_simulator slow_url "$slow_dir" --in-progress-ms 600000 || exit 1
 PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 100 --deadline 1 --base-url "$slow_url" \
     --ca-file "$slow_dir/ca.pem" "a long question" >"$workdir/out" 2>"$workdir/err"
 code=$?
