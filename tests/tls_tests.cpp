@@ -61,9 +61,26 @@ TEST_SUITE("tls refusals") {
             auto page = harness.run(client.list());
             REQUIRE_FALSE(page.has_value());
             CHECK(page.error().kind == px::ErrorKind::tls);
-            CHECK_MESSAGE(page.error().message.find(refused.expected_reason) != std::string::npos, page.error().message);
+            CHECK_MESSAGE(page.error().message.find(refused.expected_reason) != std::string::npos,
+                          page.error().message);
             CHECK(px::to_string(page.error()).find("pplx-tls-secret-7c1e") == std::string::npos);
             CHECK(harness.simulator.stats().requests == 0);  // the key never left the client
         }
+    }
+}
+
+TEST_SUITE("tls refusals") {
+    TEST_CASE("a server offering only TLS 1.0 and 1.1 is refused") {
+        perplexity_sim::SimulatorOptions sim_options;
+        sim_options.legacy_tls_only = true;
+        test::Harness harness(sim_options);
+        px::ClientOptions options = harness.client_options();
+        options.retry.max_attempts = 1;
+        px::Client client(harness.io.get_executor(), options);
+        auto page = harness.run(client.list());
+        REQUIRE_FALSE(page.has_value());
+        CHECK(page.error().kind == px::ErrorKind::tls);
+        CHECK_MESSAGE(page.error().message.find("protocol") != std::string::npos, page.error().message);
+        CHECK(harness.simulator.stats().requests == 0);
     }
 }

@@ -55,6 +55,8 @@ struct SimulatorOptions {
     unsigned requests_per_connection = 0;
     // Larger request bodies are answered 413 and the connection is closed. Default 1 MiB.
     std::size_t max_request_body = 1 << 20;
+    // Offer only TLS 1.0 and 1.1, as an outdated server would; clients must refuse it. Default false.
+    bool legacy_tls_only = false;
     // Handshake, read and write deadline, so a vanished client cannot pin a connection forever. Default 30 s.
     std::chrono::milliseconds io_timeout{30000};
 };

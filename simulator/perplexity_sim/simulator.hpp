@@ -324,10 +324,18 @@ inline net::awaitable<void> accept_loop(std::shared_ptr<ServerState> state) {
     }
 }
 
-inline net::ssl::context make_server_tls(const ServerIdentity& identity) {
+inline net::ssl::context make_server_tls(const ServerIdentity& identity, bool legacy_tls_only = false) {
     net::ssl::context context{net::ssl::context::tls_server};
     context.set_options(net::ssl::context::default_workarounds | net::ssl::context::single_dh_use);
-    if (SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION) != 1) {
+    SSL_CTX* native = context.native_handle();
+    if (legacy_tls_only) {
+        // An outdated server for tests: TLS 1.0 and 1.1 only, which OpenSSL 3 allows at security level 0.
+        SSL_CTX_set_security_level(native, 0);
+        if (SSL_CTX_set_min_proto_version(native, TLS1_VERSION) != 1 ||
+            SSL_CTX_set_max_proto_version(native, TLS1_1_VERSION) != 1) {
+            throw std::runtime_error("cannot limit the server to TLS 1.0/1.1");
+        }
+    } else if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1) {
         throw std::runtime_error("cannot require TLS 1.2");
     }
     context.use_certificate_chain(net::buffer(identity.certificate_chain_pem));
@@ -361,11 +369,12 @@ class Simulator {
         }
         if (state.options.identity) {
             state.ca_pem = state.options.ca_pem;
-            state.tls.emplace(detail::make_server_tls(*state.options.identity));
+            state.tls.emplace(
+                detail::make_server_tls(*state.options.identity, state.options.legacy_tls_only));
         } else {
             auto pki = detail::make_pki(state.options.bind_address);
             state.ca_pem = pki.authority.certificate_pem();
-            state.tls.emplace(detail::make_server_tls(pki.identity));
+            state.tls.emplace(detail::make_server_tls(pki.identity, state.options.legacy_tls_only));
         }
     }
 
