@@ -4,6 +4,7 @@
 #include <perplexity/detail/connection.hpp>
 #include <perplexity/detail/error_body.hpp>
 #include <perplexity/detail/pacer.hpp>
+#include <perplexity/detail/response.hpp>
 #include <perplexity/detail/url.hpp>
 #include <perplexity/detail/uuid.hpp>
 #include <perplexity/error.hpp>
@@ -371,6 +372,10 @@ class Client {
                 co_return unexpected(std::move(error));
             }
             notify(options, {.kind = ProgressEvent::Kind::polled, .job_id = job_id, .job = &*fetched});
+            if (latest && is_earlier(fetched->status, latest->status)) {
+                // Not news: a job never goes back, so keep what was already seen and poll again.
+                continue;
+            }
             if (!latest || latest->status != fetched->status || latest->status_text != fetched->status_text) {
                 notify(options,
                        {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = &*fetched});
@@ -485,7 +490,7 @@ class Client {
                     co_return std::move(response);
                 }
                 failure = Error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
-                                .message = describe_status(status),
+                                .message = detail::describe_status(status),
                                 .http_status = status};
             } else {
                 failure = std::move(outcome.error().error);
@@ -541,8 +546,10 @@ class Client {
             auto response = co_await connection->exchange(
                 request, {timeout, options_.max_response_header, options_.max_response_body});
             if (response) {
-                if (response->keep_alive()) {
+                if (response->keep_alive() && connection->nothing_buffered()) {
                     idle_connections_.push_back(std::move(connection));
+                } else {
+                    connection->close();
                 }
                 co_return std::move(*response);
             }
@@ -631,7 +638,11 @@ class Client {
             error.message = step + " with " + peer + " timed out after " +
                             std::to_string(timeout_for(failure.step).count()) +
                             " ms (ClientOptions::" + timeout_option_for(failure.step) + ")";
-        } else if (failure.step == detail::IoStep::tls_handshake) {
+        } else if (failure.step == detail::IoStep::tls_handshake &&
+                   (!failure.verification_problem.empty() ||
+                    failure.ec.category() == boost::asio::error::get_ssl_category())) {
+            // TLS itself refused (a certificate, a protocol version); a reset or a close during the
+            // handshake falls through to a transport Error, which may be retried.
             error.kind = ErrorKind::tls;
             error.message = "the TLS handshake with " + peer + " failed: " +
                             (failure.verification_problem.empty() ? failure.ec.message()
@@ -659,61 +670,10 @@ class Client {
         return error;
     }
 
-    /// Turns an HTTP response into the operation's result: a decoded body on 2xx, an Error otherwise.
     template <class T>
     expected<T, Error> read_response(detail::HttpResponse& response, std::string_view what,
                                      const std::optional<std::string>& job_id) const {
-        const int status = static_cast<int>(response.result_int());
-        if (status >= 200 && status < 300) {
-            auto decoded = detail::parse_body<T>(response.body(), what);
-            if (!decoded && job_id && !decoded.error().job_id) {
-                decoded.error().job_id = job_id;
-            }
-            return decoded;
-        }
-        Error error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
-                    .message = describe_status(status),
-                    .http_status = status,
-                    .job_id = job_id};
-        std::string body = std::move(response.body());
-        redact_key(body);
-        detail::read_error_body(body, error);
-        return unexpected(std::move(error));
-    }
-
-    static std::string describe_status(int status) {
-        switch (status) {
-            case 400:
-                return "the API rejected the request as malformed";
-            case 401:
-                return "the API refused the API key; check ClientOptions::api_key (PERPLEXITY_API_KEY)";
-            case 403:
-                return "the API key is not allowed to do this";
-            case 404:
-                return "not found: the job id is unknown or has expired, or the path prefix is wrong";
-            case 422:
-                return "the API rejected the request's parameters";
-            case 429:
-                return "the API's rate limit was exceeded; slow down before retrying";
-            default:
-                break;
-        }
-        if (status >= 500) {
-            return "the API failed with a server error; a later retry may succeed";
-        }
-        return "the API answered with an unexpected HTTP status";
-    }
-
-    /// Removes the API key from server text before it can reach an Error: a misbehaving proxy or server
-    /// that echoes request headers must not make the key show up in logs.
-    void redact_key(std::string& text) const {
-        const std::string& key = options_.api_key;
-        if (key.empty()) {
-            return;
-        }
-        for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at)) {
-            text.replace(at, key.size(), "[redacted]");
-        }
+        return detail::read_response<T>(response, what, job_id, options_.api_key);
     }
 
     static std::optional<Error> check_chat_request(const ChatRequest& request,

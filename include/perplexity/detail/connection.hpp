@@ -3,6 +3,8 @@
 // went wrong and decide whether the request may be sent again.
 #pragma once
 
+#include <perplexity/detail/io_step.hpp>
+#include <perplexity/detail/response.hpp>
 #include <perplexity/detail/url.hpp>
 #include <perplexity/expected.hpp>
 
@@ -39,30 +41,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 
-using HttpRequest = http::request<http::string_body>;
-using HttpResponse = http::response<http::string_body>;
-
-/// The I/O steps of one exchange, in order.
-enum class IoStep { resolve, connect, tls_handshake, write, read_header, read_body };
-
-constexpr const char* to_string(IoStep step) noexcept {
-    switch (step) {
-        case IoStep::resolve:
-            return "resolving the host";
-        case IoStep::connect:
-            return "connecting";
-        case IoStep::tls_handshake:
-            return "the TLS handshake";
-        case IoStep::write:
-            return "sending the request";
-        case IoStep::read_header:
-            return "reading the response header";
-        case IoStep::read_body:
-            return "reading the response body";
-    }
-    return "I/O";
-}
-
 struct IoFailure {
     IoStep step{};
     boost::system::error_code ec{};
@@ -71,12 +49,6 @@ struct IoFailure {
     bool nothing_received = false;
     /// OpenSSL's certificate verification verdict, when verification is what failed.
     std::string verification_problem{};
-};
-
-struct ExchangeLimits {
-    std::chrono::milliseconds timeout{};
-    std::size_t max_header{};
-    std::size_t max_body{};
 };
 
 struct ConnectSettings {
@@ -103,6 +75,9 @@ class Connection {
         }
 
         TcpStream tcp(executor);
+        if (auto injected = injected_failure(IoStep::connect)) {
+            co_return unexpected(IoFailure{IoStep::connect, injected});
+        }
         tcp.expires_after(settings.connect_timeout);
         auto [connect_ec, endpoint] =
             co_await tcp.async_connect(*endpoints, asio::as_tuple(asio::use_awaitable));
@@ -127,6 +102,9 @@ class Connection {
         } else if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_handle), origin.host.c_str()) != 1) {
             co_return unexpected(IoFailure{IoStep::tls_handshake, ssl_error()});
         }
+        if (auto injected = injected_failure(IoStep::tls_handshake)) {
+            co_return unexpected(IoFailure{IoStep::tls_handshake, injected});
+        }
         beast::get_lowest_layer(stream).expires_after(settings.tls_handshake_timeout);
         auto [handshake_ec] =
             co_await stream.async_handshake(ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
@@ -146,6 +124,9 @@ class Connection {
 
     /// Writes one request and reads its response, all within `limits.timeout`.
     asio::awaitable<IoResult<HttpResponse>> exchange(const HttpRequest& request, ExchangeLimits limits) {
+        if (auto injected = injected_failure(IoStep::write)) {
+            co_return unexpected(IoFailure{IoStep::write, injected, true});
+        }
         tcp().expires_after(limits.timeout);
         auto [write_ec, written] = co_await std::visit(
             [&](auto& stream) {
@@ -157,8 +138,10 @@ class Connection {
         }
 
         http::response_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header, UINT32_MAX)));
-        parser.body_limit(limits.max_body);
+        apply_limits(parser, limits);
+        if (auto injected = injected_failure(IoStep::read_header)) {
+            co_return unexpected(IoFailure{IoStep::read_header, injected, true});
+        }
         auto [header_ec, header_bytes] = co_await std::visit(
             [&](auto& stream) {
                 return http::async_read_header(stream, buffer_, parser, asio::as_tuple(asio::use_awaitable));
@@ -167,6 +150,9 @@ class Connection {
         if (header_ec) {
             co_return unexpected(
                 IoFailure{IoStep::read_header, header_ec, !parser.got_some() && buffer_.size() == 0});
+        }
+        if (auto injected = injected_failure(IoStep::read_body)) {
+            co_return unexpected(IoFailure{IoStep::read_body, injected});
         }
         auto [body_ec, body_bytes] = co_await std::visit(
             [&](auto& stream) {
@@ -179,6 +165,10 @@ class Connection {
         tcp().expires_never();
         co_return parser.release();
     }
+
+    /// Whether the last response was all the server sent. Bytes past its end cannot belong to any
+    /// request (this client never pipelines), so a connection holding some must not carry another.
+    bool nothing_buffered() const noexcept { return buffer_.size() == 0; }
 
     /// Whether an idle connection can carry another request. A server that closed it while it sat in
     /// the pool has left an EOF (or a TLS close_notify) waiting to be read; an idle connection must
@@ -198,15 +188,22 @@ class Connection {
 #endif
     }
 
+    /// Closes without a TLS close_notify: every response is length-delimited, so nothing depends on
+    /// it, and waiting for the peer's reply would hold resources. A failed shutdown changes nothing.
     void close() noexcept {
         boost::system::error_code ignored;
-        tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        if (!injected_failure(IoStep::shutdown)) {
+            tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        }
         tcp().socket().close(ignored);
     }
 
   private:
     static asio::awaitable<IoResult<asio::ip::tcp::resolver::results_type>> resolve(
         asio::any_io_executor executor, const Origin& origin, std::chrono::milliseconds limit) {
+        if (auto injected = injected_failure(IoStep::resolve)) {
+            co_return unexpected(IoFailure{IoStep::resolve, injected});
+        }
         // The resolver has no timeout of its own: a timer cancels it. Both live in shared state, since
         // the timer's handler may run after this frame is gone.
         struct Resolution {

@@ -1,0 +1,72 @@
+// The I/O steps of an exchange, and the seam the library's own tests use to make any one of them fail.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace perplexity::detail {
+
+/// The I/O steps of one exchange, in order; `shutdown` happens when a connection is closed.
+enum class IoStep { resolve, connect, tls_handshake, write, read_header, read_body, shutdown };
+
+constexpr const char* to_string(IoStep step) noexcept {
+    switch (step) {
+        case IoStep::resolve:
+            return "resolving the host";
+        case IoStep::connect:
+            return "connecting";
+        case IoStep::tls_handshake:
+            return "the TLS handshake";
+        case IoStep::write:
+            return "sending the request";
+        case IoStep::read_header:
+            return "reading the response header";
+        case IoStep::read_body:
+            return "reading the response body";
+        case IoStep::shutdown:
+            return "closing the connection";
+    }
+    return "I/O";
+}
+
+#ifdef PERPLEXITY_ASYNC_FAULT_INJECTION
+
+/// Fails the n-th I/O step of this thread with a chosen error, the way Beast's test::fail_count fails
+/// the n-th operation of a test stream, but over real sockets: the step is skipped (resolve, connect,
+/// handshake, write, shutdown) or its reading is skipped after the previous step really happened (so a
+/// create whose response "failed" was still received and handled by the server). Only the library's
+/// own tests define PERPLEXITY_ASYNC_FAULT_INJECTION; without it the seam compiles to nothing.
+struct IoFaultPlan {
+    std::vector<std::size_t> fail_at{};  // 1-based step numbers; empty fails nothing, only records
+    boost::system::error_code error{};
+    std::vector<IoStep> steps{};  // every step reached, in order, the failed one included
+};
+
+inline IoFaultPlan*& active_io_fault_plan() noexcept {
+    thread_local IoFaultPlan* plan = nullptr;
+    return plan;
+}
+
+inline boost::system::error_code injected_failure(IoStep step) {
+    IoFaultPlan* plan = active_io_fault_plan();
+    if (plan == nullptr) {
+        return {};
+    }
+    plan->steps.push_back(step);
+    const bool fail =
+        std::find(plan->fail_at.begin(), plan->fail_at.end(), plan->steps.size()) != plan->fail_at.end();
+    return fail ? plan->error : boost::system::error_code{};
+}
+
+#else
+
+inline boost::system::error_code injected_failure(IoStep) noexcept {
+    return {};
+}
+
+#endif
+
+}  // namespace perplexity::detail
