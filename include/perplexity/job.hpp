@@ -48,6 +48,27 @@ constexpr bool is_final(JobStatus status) noexcept {
     return status == JobStatus::completed || status == JobStatus::failed;
 }
 
+/// Whether `seen` comes before `known` in a job's life (CREATED, then IN_PROGRESS, then a final
+/// status). A poll that answers with such a status is a stale read, e.g. from a lagging replica; an
+/// unknown status is never taken for one.
+constexpr bool is_earlier(JobStatus seen, JobStatus known) noexcept {
+    constexpr auto stage = [](JobStatus status) {
+        switch (status) {
+            case JobStatus::created:
+                return 0;
+            case JobStatus::in_progress:
+                return 1;
+            case JobStatus::completed:
+            case JobStatus::failed:
+                return 2;
+            case JobStatus::unknown:
+                break;
+        }
+        return -1;
+    };
+    return stage(seen) >= 0 && stage(known) >= 0 && stage(seen) < stage(known);
+}
+
 /// A job as the list operation returns it.
 struct JobSummary {
     std::string id{};

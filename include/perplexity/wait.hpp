@@ -18,9 +18,10 @@ struct ProgressEvent {
     enum class Kind {
         /// `run` created the job; `job` is the create's answer.
         created,
-        /// A poll answered; `job` is the answer.
+        /// A poll answered; `job` is the answer. An answer whose status comes before one already seen
+        /// (a stale read) is reported here and otherwise ignored.
         polled,
-        /// The job's status differs from the last one seen; `job` is the answer.
+        /// The job's status differs from the last one seen, and moved forward; `job` is the answer.
         status_changed,
         /// A request failed and will be sent again after `delay`; `error` says why, `attempt` is the
         /// attempt that failed (1 for the first).
