@@ -10,15 +10,7 @@
 #include <set>
 
 using namespace std::chrono_literals;
-
-namespace {
-
-px::ChatRequest question(std::string text) {
-    return px::ChatRequest{.model = "sonar-deep-research",
-                           .messages = {{.role = "user", .content = std::move(text)}}};
-}
-
-}  // namespace
+using test::question;
 
 TEST_SUITE("client over https") {
     TEST_CASE("a job goes through every status to COMPLETED") {

@@ -81,6 +81,12 @@ struct Harness {
     perplexity_sim::Simulator simulator;
 };
 
+/// A one-message deep-research request.
+inline px::ChatRequest question(std::string text) {
+    return px::ChatRequest{.model = "sonar-deep-research",
+                           .messages = {{.role = "user", .content = std::move(text)}}};
+}
+
 inline std::uint16_t unused_port(asio::io_context& io) {
     asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
     return acceptor.local_endpoint().port();

@@ -12,16 +12,12 @@
 #include <variant>
 
 using namespace std::chrono_literals;
+using test::question;
 using Kind = px::ProgressEvent::Kind;
 using perplexity_sim::Fault;
 using perplexity_sim::Operation;
 
 namespace {
-
-px::ChatRequest question(std::string text) {
-    return px::ChatRequest{.model = "sonar-deep-research",
-                           .messages = {{.role = "user", .content = std::move(text)}}};
-}
 
 /// Quick polling and retries, so the tests take milliseconds; distinct values make hints observable.
 px::ClientOptions fast(px::ClientOptions options) {

@@ -1,0 +1,523 @@
+// Faults: every I/O step of every operation made to fail in turn, and servers that break the protocol
+// in each way a real one or a proxy can. Whatever happens, an operation ends with a result or a clean
+// Error that says what went wrong, no job is lost or created twice, and the client stays usable.
+#include "scripted_server.hpp"
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/beast/http/error.hpp>
+
+#include <functional>
+#include <map>
+
+using namespace std::chrono_literals;
+using test::question;
+using test::Script;
+using IoStep = px::detail::IoStep;
+
+namespace {
+
+/// Makes this thread's I/O steps fail as `plan` says, for the lifetime of the scope.
+class FaultScope {
+  public:
+    explicit FaultScope(px::detail::IoFaultPlan& plan) { px::detail::active_io_fault_plan() = &plan; }
+    ~FaultScope() { px::detail::active_io_fault_plan() = nullptr; }
+    FaultScope(const FaultScope&) = delete;
+    FaultScope& operator=(const FaultScope&) = delete;
+};
+
+/// What each step's failure looks like on a real network.
+boost::system::error_code realistic_failure(IoStep step) {
+    namespace error = boost::asio::error;
+    namespace http = boost::beast::http;
+    switch (step) {
+        case IoStep::resolve:
+            return error::host_not_found;
+        case IoStep::connect:
+            return error::connection_refused;
+        case IoStep::tls_handshake:
+            return error::connection_reset;
+        case IoStep::write:
+            return error::broken_pipe;
+        case IoStep::read_header:
+            return http::error::end_of_stream;
+        case IoStep::read_body:
+            return http::error::partial_message;
+        case IoStep::shutdown:
+            return error::not_connected;
+    }
+    return error::fault;
+}
+
+px::ClientOptions with_attempts(px::ClientOptions options, unsigned attempts) {
+    options.retry.max_attempts = attempts;
+    options.retry.initial_backoff = 1ms;
+    options.retry.max_backoff = 1ms;
+    options.poll = {.first_delay = 1ms, .growth = 1.0, .max_delay = 1ms, .jitter = 0, .deadline = 20s};
+    return options;
+}
+
+template <class T>
+std::optional<px::Error> error_of(const px::expected<T, px::Error>& result) {
+    if (result) {
+        return std::nullopt;
+    }
+    return result.error();
+}
+
+/// One operation under test; the result is its Error, if it failed.
+struct TestedOperation {
+    const char* name;
+    /// Creates at most this many jobs, whatever fails.
+    std::size_t creates;
+    /// Without a key, a create whose request may have arrived cannot be retried: it may fail for good.
+    bool may_fail_with_retries;
+    std::function<asio::awaitable<std::optional<px::Error>>(px::Client&)> start;
+};
+
+std::vector<TestedOperation> operations_on(const std::string& existing_job) {
+    return {
+        {"create", 1, true,
+         [](px::Client& client) -> asio::awaitable<std::optional<px::Error>> {
+             co_return error_of(co_await client.create(question("q")));
+         }},
+        {"create with an idempotency key", 1, false,
+         [](px::Client& client) -> asio::awaitable<std::optional<px::Error>> {
+             co_return error_of(co_await client.create(question("q"), px::detail::uuid_v4()));
+         }},
+        {"get", 0, false,
+         [existing_job](px::Client& client) -> asio::awaitable<std::optional<px::Error>> {
+             co_return error_of(co_await client.get(existing_job));
+         }},
+        {"list", 0, false,
+         [](px::Client& client) -> asio::awaitable<std::optional<px::Error>> {
+             co_return error_of(co_await client.list(5));
+         }},
+        {"wait", 0, false,
+         [existing_job](px::Client& client) -> asio::awaitable<std::optional<px::Error>> {
+             co_return error_of(co_await client.wait(existing_job));
+         }},
+        {"run", 1, false,
+         [](px::Client& client) -> asio::awaitable<std::optional<px::Error>> {
+             co_return error_of(co_await client.run(question("q")));
+         }},
+    };
+}
+
+/// The kind of Error a failed step must give. A reset during the TLS handshake is a network failure,
+/// not a TLS refusal, so it is transport (and retryable) like the others.
+px::ErrorKind kind_for(const boost::system::error_code& injected) {
+    return injected == boost::beast::error::timeout ? px::ErrorKind::timeout : px::ErrorKind::transport;
+}
+
+}  // namespace
+
+TEST_SUITE("fail at step n") {
+    TEST_CASE("every I/O step of every operation fails cleanly, and the client stays usable") {
+        test::Harness harness;
+        std::string existing_job;
+        {
+            px::Client setup(harness.io.get_executor(), harness.client_options());
+            auto created = harness.run(setup.create(question("an existing job")));
+            REQUIRE(created);
+            existing_job = created->id;
+        }
+        std::size_t failures_checked = 0;
+        std::map<IoStep, std::size_t> steps_failed;
+        for (const TestedOperation& operation : operations_on(existing_job)) {
+            const std::string name = operation.name;
+            CAPTURE(name);
+            // A clean run first, to learn its steps; the client's destruction closes its connections.
+            px::detail::IoFaultPlan trace;
+            {
+                FaultScope scope(trace);
+                px::Client client(harness.io.get_executor(), with_attempts(harness.client_options(), 1));
+                auto error = harness.run(operation.start(client));
+                REQUIRE_MESSAGE(!error, px::to_string(*error));
+            }
+            REQUIRE(trace.steps.size() >= 7);
+            CHECK(trace.steps.front() == IoStep::resolve);
+            CHECK(trace.steps.back() == IoStep::shutdown);
+
+            for (std::size_t n = 1; n <= trace.steps.size(); ++n) {
+                const IoStep step = trace.steps[n - 1];
+                for (const auto& injected :
+                     {realistic_failure(step), boost::system::error_code(boost::beast::error::timeout)}) {
+                    for (const unsigned attempts : {1u, 3u}) {
+                        CAPTURE(n);
+                        const std::string step_name = px::detail::to_string(step);
+                        CAPTURE(step_name);
+                        const std::string injected_name = injected.message();
+                        CAPTURE(injected_name);
+                        CAPTURE(attempts);
+                        const std::size_t jobs_before = harness.simulator.stats().jobs_created;
+                        px::detail::IoFaultPlan plan{.fail_at = {n}, .error = injected};
+                        std::optional<px::Client> client;
+                        client.emplace(harness.io.get_executor(),
+                                       with_attempts(harness.client_options(), attempts));
+                        std::optional<px::Error> error;
+                        {
+                            FaultScope scope(plan);
+                            error = harness.run(operation.start(*client));
+                            if (step == IoStep::shutdown) {
+                                client.reset();  // closing is the step that fails
+                            }
+                        }
+                        REQUIRE(plan.steps.size() >= n);
+                        ++failures_checked;
+                        ++steps_failed[step];
+                        const std::size_t jobs_created = harness.simulator.stats().jobs_created - jobs_before;
+                        CHECK(jobs_created <= operation.creates);
+
+                        if (step == IoStep::shutdown) {
+                            // Closing is best effort: a failed shutdown must change nothing.
+                            CHECK_MESSAGE(!error, px::to_string(*error));
+                        } else if (error) {
+                            CHECK(error->kind == kind_for(injected));
+                            CHECK(error->cause == injected);
+                            CHECK(!error->message.empty());
+                            CHECK(px::to_string(*error).find("127.0.0.1") != std::string::npos);
+                            if (std::string_view(operation.name) == "get" ||
+                                std::string_view(operation.name) == "wait") {
+                                CHECK(error->job_id == existing_job);
+                            }
+                            if (std::string_view(operation.name) == "run") {
+                                // Either the job id or the key to pick it up with: never neither.
+                                const bool names_key =
+                                    error->message.find("idempotency_key") != std::string::npos;
+                                CHECK((error->job_id.has_value() || names_key));
+                                if (names_key) {
+                                    CHECK(jobs_created <= 1);
+                                }
+                            }
+                            if (std::string_view(operation.name) == "create" &&
+                                (step == IoStep::read_header || step == IoStep::read_body)) {
+                                // The request went out, so a job may exist: the Error must say so.
+                                CHECK(error->message.find("may have acted") != std::string::npos);
+                            }
+                            if (attempts > 1) {
+                                CHECK(operation.may_fail_with_retries);
+                            }
+                        } else if (operation.creates > 0) {
+                            CHECK(jobs_created == 1);
+                        }
+
+                        // Usable afterwards, with the faults gone.
+                        if (client) {
+                            auto after = harness.run(client->get(existing_job));
+                            CHECK_MESSAGE(after.has_value(), px::to_string(after.error()));
+                        }
+                    }
+                }
+            }
+        }
+        // Every kind of step was made to fail, in some operation.
+        for (const IoStep step : {IoStep::resolve, IoStep::connect, IoStep::tls_handshake, IoStep::write,
+                                  IoStep::read_header, IoStep::read_body, IoStep::shutdown}) {
+            const std::string step_name = px::detail::to_string(step);
+            CAPTURE(step_name);
+            CHECK(steps_failed[step] > 0);
+        }
+        MESSAGE(failures_checked << " injected failures checked");
+    }
+
+    TEST_CASE("a failed write on a reused connection is resent on a fresh one, once") {
+        test::Harness harness;
+        px::Client client(harness.io.get_executor(), with_attempts(harness.client_options(), 1));
+        auto first = harness.run(client.create(question("q")));
+        REQUIRE(first);
+        REQUIRE(client.idle_connection_count() == 1);
+        const auto connections_before = harness.simulator.stats().connections_accepted;
+
+        // The reused connection's write fails (as if the server had closed it): a new connection
+        // carries the request, and the caller never sees the failure.
+        px::detail::IoFaultPlan plan{.fail_at = {1}, .error = boost::asio::error::broken_pipe};
+        std::optional<px::expected<px::Job, px::Error>> fetched;
+        {
+            FaultScope scope(plan);
+            fetched = harness.run(client.get(first->id));
+        }
+        REQUIRE_MESSAGE(fetched->has_value(), px::to_string(fetched->error()));
+        CHECK(plan.steps.front() == IoStep::write);
+        CHECK(harness.simulator.stats().connections_accepted == connections_before + 1);
+
+        // When the fresh connection's write fails too (steps: the reused write, then resolve, connect,
+        // handshake and write), that is the Error: the resend happens only once.
+        REQUIRE(client.idle_connection_count() == 1);
+        px::detail::IoFaultPlan twice{.fail_at = {1, 5}, .error = boost::asio::error::broken_pipe};
+        std::optional<px::expected<px::Job, px::Error>> again;
+        {
+            FaultScope scope(twice);
+            again = harness.run(client.get(first->id));
+        }
+        REQUIRE_FALSE(again->has_value());
+        CHECK(again->error().kind == px::ErrorKind::transport);
+        CHECK(again->error().message.find("sending the request") != std::string::npos);
+        REQUIRE(twice.steps.size() == 5);
+        CHECK(twice.steps[4] == IoStep::write);
+    }
+}
+
+TEST_SUITE("hostile servers") {
+    /// Options for a plain-HTTP scripted server: small limits, a short request timeout, no retries, so
+    /// each misbehaviour surfaces as it is.
+    px::ClientOptions hostile_options(const test::ScriptedServer& server) {
+        px::ClientOptions options;
+        options.base_url = server.base_url();
+        options.api_key = "pplx-hostile-test-key";
+        options.request_timeout = 400ms;
+        options.max_response_header = 1024;
+        options.max_response_body = 4096;
+        options.retry.max_attempts = 1;
+        return options;
+    }
+
+    /// The id a get asked for: the last segment of its target.
+    std::string asked_id(const test::SeenRequest& request) {
+        return request.target.substr(request.target.rfind('/') + 1);
+    }
+
+    /// Serves `first` for the first request and a correct answer for every later one, so a test can
+    /// show the client still works after the misbehaviour.
+    test::ScriptedServer::Scripter first_then_correct(Script first) {
+        return [first](const test::SeenRequest& request) {
+            if (request.index == 0) {
+                return first;
+            }
+            return Script{.reply = test::http_response(200, test::job_json(asked_id(request)))};
+        };
+    }
+
+    struct Misbehaviour {
+        const char* name;
+        Script script;
+        px::ErrorKind kind;
+        const char* says;  // a phrase the Error's text must contain
+    };
+
+    TEST_CASE("each misbehaviour gives a clean Error, and the client keeps working") {
+        const std::string valid = test::http_response(200, test::job_json("job-1"));
+        const std::string long_header = "X-Filler: " + std::string(2000, 'f') + "\r\n";
+        std::string chunked_over_limit =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for (int i = 0; i < 8; ++i) {
+            chunked_over_limit += "400\r\n" + std::string(0x400, ' ') + "\r\n";
+        }
+        chunked_over_limit += "0\r\n\r\n";
+        std::string deep(3000, '[');
+        const std::vector<Misbehaviour> cases = {
+            {"a reset as soon as the connection is accepted",
+             {.read_request = false, .then = Script::Then::reset},
+             px::ErrorKind::transport,
+             "127.0.0.1"},
+            {"a reset after the request arrived",
+             {.then = Script::Then::reset},
+             px::ErrorKind::transport,
+             "127.0.0.1"},
+            {"a close after the request arrived, without an answer",
+             {.then = Script::Then::close},
+             px::ErrorKind::transport,
+             "closed the connection before answering"},
+            {"a server that accepts the request and never answers",
+             {.then = Script::Then::hold},
+             px::ErrorKind::timeout,
+             "request_timeout"},
+            {"a server that drips its answer a byte at a time",
+             {.reply = valid, .piece = 1, .pause = 25ms, .then = Script::Then::hold},
+             px::ErrorKind::timeout,
+             "request_timeout"},
+            {"a header that never ends",
+             {.reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", .then = Script::Then::hold},
+             px::ErrorKind::timeout,
+             "request_timeout"},
+            {"a body shorter than its Content-Length, then a close",
+             {.reply = "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{\"id\":\"job-1\",",
+              .then = Script::Then::close},
+             px::ErrorKind::transport,
+             "reading the response body"},
+            {"chunked encoding cut in the middle of a chunk",
+             {.reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{\"id\":\"job-1\",",
+              .then = Script::Then::close},
+             px::ErrorKind::transport,
+             "reading the response body"},
+            {"a malformed chunk size",
+             {.reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+              .then = Script::Then::close},
+             px::ErrorKind::protocol,
+             "not valid HTTP/1.1"},
+            {"a header over max_response_header",
+             {.reply = "HTTP/1.1 200 OK\r\n" + long_header + "Content-Length: 2\r\n\r\n{}"},
+             px::ErrorKind::protocol,
+             "max_response_header"},
+            {"a Content-Length over max_response_body, with no body sent",
+             {.reply = "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n", .then = Script::Then::hold},
+             px::ErrorKind::protocol,
+             "max_response_body"},
+            {"a chunked body that grows past max_response_body",
+             {.reply = chunked_over_limit},
+             px::ErrorKind::protocol,
+             "max_response_body"},
+            {"two different Content-Length headers",
+             {.reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x"},
+             px::ErrorKind::protocol,
+             "not valid HTTP/1.1"},
+            {"a status line that is not HTTP",
+             {.reply = "SSH-2.0-OpenSSH_9.2\r\n", .then = Script::Then::close},
+             px::ErrorKind::protocol,
+             "not valid HTTP/1.1"},
+            {"200 with a body that is not JSON",
+             {.reply = test::http_response(200, "OK", "Content-Type: text/plain\r\n")},
+             px::ErrorKind::decode,
+             "not valid JSON"},
+            {"200 with invalid UTF-8 inside a JSON string",
+             {.reply = test::http_response(
+                  200, "{\"id\":\"job-1\",\"model\":\"\xC3\x28\",\"status\":\"CREATED\"}")},
+             px::ErrorKind::decode,
+             "not valid JSON"},
+            {"200 with JSON nested 3,000 deep",
+             {.reply = test::http_response(200, deep)},
+             px::ErrorKind::decode,
+             "not valid JSON"},
+            {"200 with JSON that is not a job",
+             {.reply = test::http_response(200, R"({"object":"list","data":[]})")},
+             px::ErrorKind::decode,
+             "does not match the API contract"},
+            {"an HTML error page from a proxy",
+             {.reply = test::http_response(
+                  502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                  "Content-Type: text/html\r\n")},
+             px::ErrorKind::http_status,
+             "502 Bad Gateway"},
+            {"an answer about another job",
+             {.reply = test::http_response(200, test::job_json("someone-elses-job"))},
+             px::ErrorKind::decode,
+             "someone-elses-job"},
+        };
+        for (const Misbehaviour& misbehaviour : cases) {
+            const std::string name = misbehaviour.name;
+            CAPTURE(name);
+            asio::io_context io;
+            test::ScriptedServer server(io, first_then_correct(misbehaviour.script));
+            px::Client client(io.get_executor(), hostile_options(server));
+
+            auto fetched = test::run(io, client.get("job-1"));
+            REQUIRE_FALSE(fetched.has_value());
+            const px::Error& error = fetched.error();
+            CHECK(error.kind == misbehaviour.kind);
+            CHECK_MESSAGE(px::to_string(error).find(misbehaviour.says) != std::string::npos,
+                          px::to_string(error));
+            CHECK(error.job_id == "job-1");
+
+            auto again = test::run(io, client.get("job-2"));
+            REQUIRE_MESSAGE(again.has_value(), px::to_string(again.error()));
+            CHECK(again->id == "job-2");
+        }
+    }
+
+    TEST_CASE("bytes past the end of a response are never read as the next response") {
+        asio::io_context io;
+        // The first answer smuggles a second, complete response after its declared end. Were the
+        // connection reused, the next get would read that instead of its own answer.
+        test::ScriptedServer server(io, [](const test::SeenRequest& request) {
+            std::string reply = test::http_response(200, test::job_json(asked_id(request)));
+            if (request.index == 0) {
+                reply += test::http_response(200, test::job_json("job-2", "COMPLETED"));
+            }
+            return Script{.reply = reply};
+        });
+        px::Client client(io.get_executor(), hostile_options(server));
+        auto first = test::run(io, client.get("job-1"));
+        REQUIRE_MESSAGE(first.has_value(), px::to_string(first.error()));
+        CHECK(first->id == "job-1");
+        CHECK(client.idle_connection_count() == 0);
+
+        auto second = test::run(io, client.get("job-2"));
+        REQUIRE_MESSAGE(second.has_value(), px::to_string(second.error()));
+        CHECK(second->status == px::JobStatus::created);
+        CHECK(server.connections() == 2);
+    }
+
+    TEST_CASE("a body longer than its Content-Length leaves the rest unread and the connection unused") {
+        asio::io_context io;
+        test::ScriptedServer server(io, [](const test::SeenRequest& request) {
+            const std::string body = test::job_json(asked_id(request));
+            return Script{.reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                                   "\r\n\r\n" + body + "trailing garbage"};
+        });
+        px::Client client(io.get_executor(), hostile_options(server));
+        for (const char* id : {"job-1", "job-2", "job-3"}) {
+            auto fetched = test::run(io, client.get(id));
+            REQUIRE_MESSAGE(fetched.has_value(), px::to_string(fetched.error()));
+            CHECK(fetched->id == id);
+        }
+        CHECK(server.connections() == 3);
+    }
+
+    TEST_CASE("a drip cannot stretch a request past its timeout, however steady") {
+        asio::io_context io;
+        // Each byte comes well within any per-read timeout; only a deadline on the whole exchange
+        // stops this. The full answer would take over 4 s.
+        test::ScriptedServer server(io, [](const test::SeenRequest& request) {
+            return Script{.reply = test::http_response(200, test::job_json(asked_id(request))),
+                          .piece = 1,
+                          .pause = 30ms};
+        });
+        px::ClientOptions options = hostile_options(server);
+        options.request_timeout = 300ms;
+        px::Client client(io.get_executor(), options);
+        auto fetched = test::run(io, client.get("job-1"));
+        REQUIRE_FALSE(fetched.has_value());
+        CHECK(fetched.error().kind == px::ErrorKind::timeout);
+        CHECK(fetched.error().message.find("300 ms") != std::string::npos);
+    }
+}
+
+TEST_SUITE("stale and wrong answers") {
+    TEST_CASE("a status that goes backwards is taken for a stale read and the wait goes on") {
+        test::Harness harness({.in_progress_polls = 3});
+        px::Client client(harness.io.get_executor(), with_attempts(harness.client_options(), 1));
+        std::vector<std::string> changes;
+        std::vector<std::string> polls;
+        bool injected = false;
+        px::WaitOptions options;
+        options.on_progress = [&](const px::ProgressEvent& event) {
+            if (event.kind == px::ProgressEvent::Kind::status_changed) {
+                changes.push_back(event.job->status_text);
+            }
+            if (event.kind == px::ProgressEvent::Kind::polled) {
+                polls.push_back(event.job->status_text);
+                if (event.job->status == px::JobStatus::in_progress && !injected) {
+                    // The next poll answers as if the job had not started.
+                    harness.simulator.inject({.operation = perplexity_sim::Operation::get,
+                                              .status = 200,
+                                              .body = test::job_json(std::string(event.job_id), "CREATED")});
+                    injected = true;
+                }
+            }
+        };
+        auto job = harness.run(client.run(question("q"), options));
+        REQUIRE_MESSAGE(job.has_value(), px::to_string(job.error()));
+        CHECK(job->status == px::JobStatus::completed);
+        CHECK(changes == std::vector<std::string>{"CREATED", "IN_PROGRESS", "COMPLETED"});
+        REQUIRE(polls.size() >= 3);
+        CHECK(std::find(polls.begin(), polls.end(), "CREATED") != polls.end());
+        CHECK(harness.simulator.stats().faults_applied == 1);
+    }
+
+    TEST_CASE("a poll answered with another job's id fails the wait and keeps the right id") {
+        test::Harness harness;
+        px::Client client(harness.io.get_executor(), with_attempts(harness.client_options(), 1));
+        harness.simulator.inject({.operation = perplexity_sim::Operation::get,
+                                  .status = 200,
+                                  .body = test::job_json("someone-elses-job", "COMPLETED")});
+        auto job = harness.run(client.run(question("q")));
+        REQUIRE_FALSE(job.has_value());
+        CHECK(job.error().kind == px::ErrorKind::decode);
+        REQUIRE(job.error().job_id.has_value());
+        CHECK(*job.error().job_id != "someone-elses-job");
+        CHECK(job.error().message.find("someone-elses-job") != std::string::npos);
+        REQUIRE(job.error().job);
+        CHECK(job.error().job->id == *job.error().job_id);
+    }
+}
