@@ -133,6 +133,8 @@ template <>
 struct JsonDecoder<ChatCompletion> {
     static ChatCompletion decode(json::value& value, const JsonPath& at) {
         json::object& object = expect_object(value, at);
+        // The whole object is kept in `raw` and written back on encode, unknown members included.
+        require_finite_numbers(value, at);
         ChatCompletion completion;
         completion.id = required_member<std::string>(object, "id", at);
         completion.model = required_member<std::string>(object, "model", at);

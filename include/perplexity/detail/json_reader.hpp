@@ -97,6 +97,33 @@ inline json::array& expect_array(json::value& value, const JsonPath& at) {
     return value.get_array();
 }
 
+/// Boost.JSON 1.81 reads a number too large for a double (1e999) as infinity, without complaint,
+/// and writes infinity back as `Infinity`, which is not JSON. A value that is kept must not hold
+/// one, or encoding it again would produce text that no parser accepts.
+inline void require_finite_numbers(const json::value& value, const JsonPath& at) {
+    switch (value.kind()) {
+        case json::kind::double_:
+            if (!std::isfinite(value.get_double())) {
+                fail_decode(at, "number out of range: too large for a double");
+            }
+            return;
+        case json::kind::array: {
+            const json::array& array = value.get_array();
+            for (std::size_t i = 0; i < array.size(); ++i) {
+                require_finite_numbers(array[i], JsonPath(at, i));
+            }
+            return;
+        }
+        case json::kind::object:
+            for (const auto& member : value.get_object()) {
+                require_finite_numbers(member.value(), JsonPath(at, member.key()));
+            }
+            return;
+        default:
+            return;
+    }
+}
+
 /// How one C++ type is read from JSON. Specialised for scalars here and for model types in
 /// json_mapping.hpp.
 template <class T>
@@ -157,6 +184,7 @@ struct JsonDecoder<double> {
             case json::kind::uint64:
                 return static_cast<double>(value.get_uint64());
             case json::kind::double_:
+                require_finite_numbers(value, at);
                 return value.get_double();
             default:
                 fail_type(value, at, "a number");
