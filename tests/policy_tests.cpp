@@ -1,5 +1,6 @@
 // The arithmetic of retries, polling, deadlines and pacing: pure functions, no sockets, no sleeping.
 #include <perplexity/detail/pacer.hpp>
+#include <perplexity/detail/response.hpp>
 #include <perplexity/detail/uuid.hpp>
 #include <perplexity/pacing.hpp>
 #include <perplexity/poll.hpp>
@@ -75,6 +76,19 @@ TEST_SUITE("retry policy") {
         CHECK(px::parse_retry_hint("", "99999999999999", now) > 24h);  // huge but no overflow
     }
 
+    TEST_CASE("dates out of the usual range or out of shape, as a fuzzer found them") {
+        const auto now = std::chrono::sys_days(std::chrono::year(2026) / 11 / 27) + 12h;
+        // Far future and far past: beyond system_clock's nanosecond range, yet no overflow.
+        CHECK(px::parse_retry_hint("", "Fri, 31 Dec 9999 23:59:59 GMT", now) ==
+              milliseconds((1LL << 40) * 1000));
+        CHECK(px::parse_retry_hint("", "Mon, 01 Jan 0001 00:00:00 GMT", now) == 0ms);
+        // Separators, signs and spaces where digits belong are not a date.
+        CHECK_FALSE(px::parse_retry_hint("", "Thu, 01 Jan2 02 600:00:30 GMT", now));
+        CHECK_FALSE(px::parse_retry_hint("", "Fri, 27 Nov 2026 1 :00:30 GMT", now));
+        CHECK_FALSE(px::parse_retry_hint("", "Fri, 27 Nov -026 12:00:30 GMT", now));
+        CHECK_FALSE(px::parse_retry_hint("", "Fri, 27-Nov-2026 12:00:30 GMT", now));
+    }
+
     TEST_CASE("hints are clamped to the policy, backoff used without one") {
         const px::RetryPolicy policy{
             .initial_backoff = 500ms, .jitter = 0, .min_hint = 50ms, .max_hint = 60s};
@@ -148,6 +162,15 @@ TEST_SUITE("pacing") {
 }
 
 TEST_SUITE("idempotency keys") {
+    TEST_CASE("redaction ends even for a key found inside its own mark") {
+        std::string text = "the key e, then e again";
+        px::detail::redact(text, "e");
+        CHECK(text.find("e,") == std::string::npos);
+        std::string marks = "[redacted]";
+        px::detail::redact(marks, "[redacted]");
+        CHECK(marks == "[redacted]");
+    }
+
     TEST_CASE("UUID v4 form, and no repeats") {
         std::set<std::string> keys;
         for (int i = 0; i < 1000; ++i) {

@@ -95,26 +95,34 @@ inline std::optional<long long> parse_decimal(std::string_view text) {
     return value;
 }
 
-/// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the HTTP date form of retry-after.
-inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+/// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the HTTP date form of retry-after. In
+/// seconds, so that any four-digit year fits (system_clock's nanoseconds end in 2262).
+inline std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text) {
     static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    // Fixed layout: "Www, DD Mmm YYYY HH:MM:SS GMT"
-    if (text.size() != 29 || text.substr(3, 2) != ", " || text.substr(25) != " GMT") {
+    // Fixed layout: "Www, DD Mmm YYYY HH:MM:SS GMT"; every separator and digit in its place.
+    if (text.size() != 29 || text.substr(3, 2) != ", " || text[7] != ' ' || text[11] != ' ' ||
+        text[16] != ' ' || text[19] != ':' || text[22] != ':' || text.substr(25) != " GMT") {
         return std::nullopt;
     }
-    const auto number = [&](std::size_t at, std::size_t length) {
-        return parse_decimal(text.substr(at, length));
+    const auto number = [&](std::size_t at, std::size_t length) -> std::optional<int> {
+        int value = 0;
+        for (const char c : text.substr(at, length)) {
+            if (c < '0' || c > '9') {
+                return std::nullopt;
+            }
+            value = value * 10 + (c - '0');
+        }
+        return value;
     };
     const auto day = number(5, 2), year = number(12, 4), hour = number(17, 2), minute = number(20, 2),
                second = number(23, 2);
     const auto month_at = std::find(std::begin(months), std::end(months), text.substr(8, 3));
-    if (!day || !year || !hour || !minute || !second || month_at == std::end(months) || text[19] != ':' ||
-        text[22] != ':') {
+    if (!day || !year || !hour || !minute || !second || month_at == std::end(months)) {
         return std::nullopt;
     }
     const std::chrono::year_month_day date{
-        std::chrono::year(static_cast<int>(*year)),
+        std::chrono::year(*year),
         std::chrono::month(static_cast<unsigned>(month_at - std::begin(months) + 1)),
         std::chrono::day(static_cast<unsigned>(*day))};
     if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60) {
@@ -139,8 +147,9 @@ inline std::optional<std::chrono::milliseconds> parse_retry_hint(std::string_vie
         return std::chrono::milliseconds(std::min<long long>(*seconds, 1LL << 40) * 1000);
     }
     if (const auto date = detail::parse_http_date(retry_after)) {
-        return std::max(std::chrono::milliseconds(0),
-                        std::chrono::duration_cast<std::chrono::milliseconds>(*date - now));
+        // Both sides in seconds, so that no date can overflow the arithmetic.
+        const auto seconds = (*date - std::chrono::floor<std::chrono::seconds>(now)).count();
+        return std::chrono::milliseconds(std::clamp<long long>(seconds, 0, 1LL << 40) * 1000);
     }
     return std::nullopt;
 }

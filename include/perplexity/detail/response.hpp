@@ -64,8 +64,10 @@ inline void redact(std::string& text, std::string_view secret) {
     if (secret.empty()) {
         return;
     }
-    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-        text.replace(at, secret.size(), "[redacted]");
+    constexpr std::string_view mark = "[redacted]";
+    // The search resumes after the mark, which may itself contain a (very short) secret.
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + mark.size())) {
+        text.replace(at, secret.size(), mark);
     }
 }
 
