@@ -259,7 +259,7 @@ TEST_SUITE("connections") {
         asio::io_context io;
         const auto port = test::unused_port(io);
         px::Client client(io.get_executor(), {.base_url = "http://127.0.0.1:" + std::to_string(port),
-                                              .api_key = "k",
+                                              .api_key = test::secret_key,
                                               .retry = {.max_attempts = 1}});
         auto job = test::run(io, client.get("x"));
         REQUIRE_FALSE(job.has_value());
@@ -272,7 +272,7 @@ TEST_SUITE("connections") {
         asio::io_context io;
         test::LoopbackServer silent(io);
         px::Client client(io.get_executor(), {.base_url = silent.base_url(),
-                                              .api_key = "k",
+                                              .api_key = test::secret_key,
                                               .request_timeout = 200ms,
                                               .retry = {.max_attempts = 1}});
         auto job = test::run(io, client.get("x"));
@@ -284,7 +284,7 @@ TEST_SUITE("connections") {
     TEST_CASE("cancellation ends a request and leaves the client usable") {
         asio::io_context io;
         test::LoopbackServer silent(io);
-        px::Client client(io.get_executor(), {.base_url = silent.base_url(), .api_key = "k"});
+        px::Client client(io.get_executor(), {.base_url = silent.base_url(), .api_key = test::secret_key});
         asio::cancellation_signal cancel;
         std::optional<px::expected<px::Job, px::Error>> outcome;
         asio::co_spawn(io, client.get("x"),
@@ -362,7 +362,8 @@ TEST_SUITE("tls") {
 
     TEST_CASE("plain http to a host that is not loopback is refused before any connection") {
         asio::io_context io;
-        px::Client client(io.get_executor(), {.base_url = "http://192.0.2.1:80", .api_key = "k"});
+        px::Client client(io.get_executor(),
+                          {.base_url = "http://192.0.2.1:80", .api_key = test::secret_key});
         REQUIRE(client.configuration_error());
         auto job = test::run(io, client.get("x"));
         REQUIRE_FALSE(job.has_value());
@@ -372,7 +373,8 @@ TEST_SUITE("tls") {
 
     TEST_CASE("unusable options are reported by every operation") {
         asio::io_context io;
-        px::Client missing_ca(io.get_executor(), {.api_key = "k", .ca_file = "/nonexistent/ca.pem"});
+        px::Client missing_ca(io.get_executor(),
+                              {.api_key = test::secret_key, .ca_file = "/nonexistent/ca.pem"});
         auto job = test::run(io, missing_ca.list());
         REQUIRE_FALSE(job.has_value());
         CHECK(job.error().kind == px::ErrorKind::invalid_argument);
@@ -381,7 +383,7 @@ TEST_SUITE("tls") {
         px::Client no_key(io.get_executor(), {});
         CHECK(test::run(io, no_key.get("x")).error().message.find("API key") != std::string::npos);
 
-        px::Client bad_prefix(io.get_executor(), {.api_key = "k", .path_prefix = "async"});
+        px::Client bad_prefix(io.get_executor(), {.api_key = test::secret_key, .path_prefix = "async"});
         CHECK(test::run(io, bad_prefix.get("x")).error().kind == px::ErrorKind::invalid_argument);
     }
 }

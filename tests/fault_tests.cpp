@@ -265,7 +265,7 @@ TEST_SUITE("hostile servers") {
     px::ClientOptions hostile_options(const test::ScriptedServer& server) {
         px::ClientOptions options;
         options.base_url = server.base_url();
-        options.api_key = "pplx-hostile-test-key";
+        options.api_key = test::secret_key;
         options.request_timeout = 400ms;
         options.max_response_header = 1024;
         options.max_response_body = 4096;

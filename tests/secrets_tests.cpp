@@ -10,18 +10,7 @@ using perplexity_sim::Operation;
 
 namespace {
 
-const std::string secret = "pplx-SECRET-5f0c2a9e81d34b77";
-
-/// Everything a user could print or log from an Error.
-std::string everything_in(const px::Error& error) {
-    std::string text = px::to_string(error) + "|" + error.message + "|" + error.api_type + "|" +
-                       error.api_message + "|" + error.body_excerpt + "|" + error.json_path + "|" +
-                       error.job_id.value_or("");
-    if (error.job) {
-        text += "|" + px::to_json_string(*error.job);
-    }
-    return text;
-}
+const std::string& secret = test::secret_key;
 
 }  // namespace
 
@@ -59,7 +48,7 @@ TEST_SUITE("secrets") {
             CAPTURE(i);
             auto page = harness.run(client.list());
             REQUIRE_FALSE(page.has_value());
-            const std::string seen = everything_in(page.error());
+            const std::string seen = test::everything_in(page.error());
             CHECK_MESSAGE(seen.find(secret) == std::string::npos, seen);
             CHECK(seen.find(secret.substr(0, 12)) == std::string::npos);  // no fragment either
         }
@@ -86,7 +75,7 @@ TEST_SUITE("secrets") {
                 events += px::to_json_string(*event.job);
             }
             if (event.error) {
-                events += everything_in(*event.error);
+                events += test::everything_in(*event.error);
             }
         };
         auto done = harness.run(client.run({.model = "m", .messages = {{.role = "user", .content = "q"}}},
@@ -95,7 +84,7 @@ TEST_SUITE("secrets") {
         auto failed = harness.run(client.run(
             {.model = "m", .messages = {{.role = "user", .content = "[[fail]]"}}}, {.on_progress = record}));
         REQUIRE_FALSE(failed.has_value());
-        events += everything_in(failed.error());
+        events += test::everything_in(failed.error());
         CHECK(events.find("retry_scheduled") != std::string::npos);
         CHECK(events.find(secret) == std::string::npos);
 
@@ -104,6 +93,6 @@ TEST_SUITE("secrets") {
         px::Client refused(harness.io.get_executor(), wrong);
         auto unauthorized = harness.run(refused.list());
         REQUIRE_FALSE(unauthorized.has_value());
-        CHECK(everything_in(unauthorized.error()).find(secret) == std::string::npos);
+        CHECK(test::everything_in(unauthorized.error()).find(secret) == std::string::npos);
     }
 }

@@ -26,6 +26,40 @@ namespace asio = boost::asio;
 
 namespace test {
 
+/// The API key of every socket test unless a test picks its own: distinctive, so that test::run can
+/// check that no Error any operation returns anywhere in the suite contains it.
+inline const std::string secret_key = "pplx-suite-SECRET-4f1d9c27b86e0a35";
+
+/// Everything a user could print or log from an Error.
+inline std::string everything_in(const px::Error& error) {
+    std::string text = px::to_string(error) + "|" + error.message + "|" + error.api_type + "|" +
+                       error.api_message + "|" + error.body_excerpt + "|" + error.json_path + "|" +
+                       error.job_id.value_or("") + "|" + error.cause.message();
+    if (error.job) {
+        text += "|" + px::to_json_string(*error.job);
+    }
+    return text;
+}
+
+template <class T>
+void check_no_secret(const T&) {}
+
+inline void check_no_secret(const std::optional<px::Error>& error) {
+    if (error) {
+        const std::string text = everything_in(*error);
+        CHECK_MESSAGE(text.find(secret_key) == std::string::npos, text);
+        // Not even a recognisable piece of it.
+        CHECK_MESSAGE(text.find(secret_key.substr(secret_key.size() - 12)) == std::string::npos, text);
+    }
+}
+
+template <class T>
+void check_no_secret(const px::expected<T, px::Error>& result) {
+    if (!result) {
+        check_no_secret(std::optional<px::Error>(result.error()));
+    }
+}
+
 /// Runs `operation` on `io` until it finishes. The limit only guards against a hang turning into a stuck
 /// test run; a test never depends on it.
 template <class T>
@@ -49,13 +83,14 @@ T run(asio::io_context& io, asio::awaitable<T> operation,
     if (failure) {
         std::rethrow_exception(failure);
     }
+    check_no_secret(*result);
     return std::move(*result);
 }
 
 /// The simulator on the test's io_context, and client options that trust it.
 struct Harness {
     explicit Harness(perplexity_sim::SimulatorOptions options = {})
-        : simulator(io.get_executor(), std::move(options)) {
+        : simulator(io.get_executor(), with_suite_key(std::move(options))) {
         simulator.start();
     }
     ~Harness() {
@@ -69,6 +104,13 @@ struct Harness {
         options.base_url = simulator.base_url();
         options.api_key = simulator.options().api_key;
         options.ca_pem = simulator.ca_certificate_pem();
+        return options;
+    }
+
+    static perplexity_sim::SimulatorOptions with_suite_key(perplexity_sim::SimulatorOptions options) {
+        if (options.api_key == perplexity_sim::SimulatorOptions{}.api_key) {
+            options.api_key = secret_key;
+        }
         return options;
     }
 

@@ -300,7 +300,7 @@ TEST_SUITE("cancellation") {
         asio::io_context io;
         test::LoopbackServer mute(io);  // accepts, reads, never speaks TLS
         const std::string url = "https" + mute.base_url().substr(4);
-        px::Client client(io.get_executor(), {.base_url = url, .api_key = "k"});
+        px::Client client(io.get_executor(), {.base_url = url, .api_key = test::secret_key});
         auto page = cancel_when(io, client.list(), [&] { return mute.accepted() == 1; });
         REQUIRE_FALSE(page.has_value());
         CHECK(page.error().kind == px::ErrorKind::cancelled);
