@@ -2,6 +2,7 @@
 #pragma once
 
 #include <perplexity/detail/connection.hpp>
+#include <perplexity/detail/connection_pool.hpp>
 #include <perplexity/detail/error_body.hpp>
 #include <perplexity/detail/pacer.hpp>
 #include <perplexity/detail/response.hpp>
@@ -42,10 +43,13 @@ namespace perplexity {
 ///
 /// Lifetime: the Client must outlive every operation started on it.
 ///
-/// Connections: requests reuse idle keep-alive connections. A connection the server closed while idle
-/// is noticed before use and replaced; one that fails before any byte of an answer arrived is replaced
-/// and the request sent once more when that is safe (a get or a list, or a create whose request provably
-/// never reached the server or that carries an idempotency key).
+/// Connections: at most ClientOptions::max_connections are open; a request that finds them all busy
+/// waits its turn in arrival order (bounded by its deadline, and cancellable). Idle keep-alive
+/// connections are reused and closed after ClientOptions::idle_connection_timeout, by a timer that runs
+/// only while an operation is in progress (so that io_context::run can return). A connection the
+/// server closed while idle is noticed before use and replaced; a reused one that closes or resets before any
+/// byte of an answer arrived is replaced and the request sent once more when that is safe (a get or a list,
+/// or a create whose request provably never reached the server or that carries an idempotency key).
 ///
 /// Errors: every operation returns `expected<T, Error>` and never throws for I/O, HTTP or decoding
 /// failures. Bad options (an invalid base URL, an unreadable CA file, a missing API key) are reported
@@ -61,7 +65,8 @@ class Client {
     Client(executor_type executor, ClientOptions options)
         : executor_(std::move(executor)),
           options_(std::move(options)),
-          tls_context_(boost::asio::ssl::context::tls_client) {
+          tls_context_(boost::asio::ssl::context::tls_client),
+          pool_(executor_, options_.max_connections, options_.idle_connection_timeout) {
         configure();
         create_pacer_.set_rate(options_.create_requests_per_minute);
     }
@@ -69,11 +74,7 @@ class Client {
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    ~Client() {
-        for (auto& connection : idle_connections_) {
-            connection->close();
-        }
-    }
+    ~Client() = default;
 
     executor_type get_executor() const noexcept { return executor_; }
     const ClientOptions& options() const noexcept { return options_; }
@@ -82,7 +83,12 @@ class Client {
     const std::optional<Error>& configuration_error() const noexcept { return configuration_error_; }
 
     /// Connections kept open for reuse right now.
-    std::size_t idle_connection_count() const noexcept { return idle_connections_.size(); }
+    std::size_t idle_connection_count() const noexcept { return pool_.idle_count(); }
+    /// Connections open right now: idle, in use or being opened; never more than
+    /// ClientOptions::max_connections.
+    std::size_t open_connection_count() const noexcept { return pool_.open_count(); }
+    /// Closes the idle connections now, e.g. before a long quiet period.
+    void close_idle_connections() noexcept { pool_.close_idle(); }
 
     /// Submits a job. The returned Job is usually CREATED.
     ///
@@ -184,6 +190,9 @@ class Client {
         if (options_.api_key.find_first_of("\r\n") != std::string::npos) {
             return invalid("the API key contains a line break");
         }
+        if (options_.max_connections == 0) {
+            return invalid("ClientOptions::max_connections must be at least 1");
+        }
         if (!options_.path_prefix.starts_with('/')) {
             return invalid(
                 "ClientOptions::path_prefix must start with '/', e.g. \"/async/chat/completions\"");
@@ -192,6 +201,9 @@ class Client {
             return;
         }
         boost::system::error_code ec;
+        // Idle connections then hold no read or write buffers: with many of them, that is most of
+        // their memory.
+        SSL_CTX_set_mode(tls_context_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
         // TLS 1.2 is the floor: older versions have known weaknesses and the API does not need them.
         SSL_CTX_set_min_proto_version(tls_context_.native_handle(), TLS1_2_VERSION);
         tls_context_.set_verify_mode(boost::asio::ssl::verify_peer, ec);
@@ -460,11 +472,10 @@ class Client {
                     co_await sleep_for(std::chrono::ceil<std::chrono::milliseconds>(slot - Clock::now()))) {
                 co_return unexpected(std::move(*cancelled));
             }
-            const auto budget = std::min(options_.request_timeout, time_left(deadline));
-            if (budget <= std::chrono::milliseconds(0)) {
+            if (time_left(deadline) <= std::chrono::milliseconds(0)) {
                 co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
             }
-            auto outcome = co_await send(request, resend_safe, budget);
+            auto outcome = co_await send(request, resend_safe, deadline);
 
             std::optional<std::chrono::milliseconds> hint;
             bool retry = false;
@@ -527,13 +538,33 @@ class Client {
         bool may_have_arrived = false;
     };
 
-    /// Sends one request on a pooled or new connection; see the class comment for when it is resent.
+    /// Sends one request on a pooled or new connection, waiting for one when all are busy; see the
+    /// class comment for when it is resent.
     boost::asio::awaitable<expected<detail::HttpResponse, SendFailure>> send(
-        const detail::HttpRequest& request, bool resend_safe, std::chrono::milliseconds timeout) {
+        const detail::HttpRequest& request, bool resend_safe, Clock::time_point deadline) {
+        auto acquired = co_await pool_.acquire(deadline);
+        if (!acquired) {
+            const bool cancelled = acquired.error() == detail::ConnectionPool::AcquireFailure::cancelled;
+            const std::string limit = std::to_string(options_.max_connections);
+            co_return unexpected(SendFailure{
+                Error{.kind = cancelled ? ErrorKind::cancelled : ErrorKind::timeout,
+                      .message = cancelled ? "the operation was cancelled while waiting for a free connection"
+                                           : "the deadline passed while every connection was busy "
+                                             "(ClientOptions::max_connections = " +
+                                                 limit + ")"},
+                false});
+        }
+        detail::ConnectionPool::Lease lease = std::move(*acquired);
+        // Waiting for a connection may have used up part of the time.
+        const auto timeout = std::min(options_.request_timeout, time_left(deadline));
+        if (timeout <= std::chrono::milliseconds(0)) {
+            co_return unexpected(
+                SendFailure{Error{.kind = ErrorKind::timeout,
+                                  .message = "the deadline passed while waiting for a connection"},
+                            false});
+        }
         for (int attempt = 0;; ++attempt) {
-            std::unique_ptr<detail::Connection> connection = take_idle_connection();
-            const bool reused = connection != nullptr;
-            if (!connection) {
+            if (!lease.connection()) {
                 auto opened =
                     co_await detail::Connection::open(origin_, &tls_context_,
                                                       {std::min(options_.connect_timeout, timeout),
@@ -541,16 +572,12 @@ class Client {
                 if (!opened) {
                     co_return unexpected(SendFailure{describe(opened.error()), false});
                 }
-                connection = std::move(*opened);
+                lease.fill(std::move(*opened));
             }
-            auto response = co_await connection->exchange(
+            auto response = co_await lease.connection()->exchange(
                 request, {timeout, options_.max_response_header, options_.max_response_body});
             if (response) {
-                if (response->keep_alive() && connection->nothing_buffered()) {
-                    idle_connections_.push_back(std::move(connection));
-                } else {
-                    connection->close();
-                }
+                lease.give_back(response->keep_alive() && lease.connection()->nothing_buffered());
                 co_return std::move(*response);
             }
             const detail::IoFailure& failure = response.error();
@@ -558,8 +585,12 @@ class Client {
             // silent close before any answer on a reused connection is a stale connection, but only
             // a request that is safe to repeat may be assumed so.
             const bool never_processed = failure.step == detail::IoStep::write;
-            const bool stale = reused && failure.nothing_received && (never_processed || resend_safe);
-            if (attempt == 0 && stale && failure.ec != boost::asio::error::operation_aborted) {
+            const bool stale = lease.reused() && failure.nothing_received && (never_processed || resend_safe);
+            // Silence is not staleness: a timeout goes to the retry policy, so that request_timeout
+            // bounds each attempt.
+            if (attempt == 0 && stale && failure.ec != boost::asio::error::operation_aborted &&
+                failure.ec != boost::beast::error::timeout) {
+                lease.discard();
                 continue;
             }
             Error error = describe(failure);
@@ -573,24 +604,19 @@ class Client {
         }
     }
 
-    std::unique_ptr<detail::Connection> take_idle_connection() {
-        // Most recently used first: it is the one most likely still open.
-        while (!idle_connections_.empty()) {
-            std::unique_ptr<detail::Connection> connection = std::move(idle_connections_.back());
-            idle_connections_.pop_back();
-            if (connection->looks_reusable()) {
-                return connection;
-            }
-            connection->close();
-        }
-        return nullptr;
-    }
-
     /// Runs an operation, turning an exception from Asio (cancellation of the awaiting coroutine shows
     /// up as one) into an Error, so callers only ever see `expected`.
     template <class T>
-    static boost::asio::awaitable<expected<T, Error>> shielded(
+    boost::asio::awaitable<expected<T, Error>> shielded(
         boost::asio::awaitable<expected<T, Error>> operation) {
+        struct InProgress {
+            explicit InProgress(detail::ConnectionPool& pool) : pool(pool) { pool.operation_started(); }
+            ~InProgress() { pool.operation_finished(); }
+            InProgress(const InProgress&) = delete;
+            InProgress& operator=(const InProgress&) = delete;
+            detail::ConnectionPool& pool;
+        };
+        InProgress in_progress(pool_);
         try {
             co_return co_await std::move(operation);
         } catch (const boost::system::system_error& failure) {
@@ -706,10 +732,10 @@ class Client {
     boost::asio::ssl::context tls_context_;
     detail::Origin origin_;
     std::optional<Error> configuration_error_;
-    std::vector<std::unique_ptr<detail::Connection>> idle_connections_;
     std::mt19937_64 random_{random_seed()};
     detail::Pacer create_pacer_;
     detail::Pacer poll_pacer_;
+    detail::ConnectionPool pool_;
 };
 
 }  // namespace perplexity

@@ -55,6 +55,14 @@ struct ClientOptions {
 
     std::string user_agent = std::string("perplexity-async/") + version_string;
 
+    /// The most connections a Client opens to the API at once. A request that finds them all busy
+    /// waits for one, in arrival order. Must be at least 1.
+    std::size_t max_connections = 16;
+    /// An idle keep-alive connection is closed after this long unused (before a server or proxy is
+    /// likely to drop it). Enforced while the Client has operations in progress, and otherwise when
+    /// the next one starts.
+    std::chrono::milliseconds idle_connection_timeout = std::chrono::seconds(30);
+
     /// How every single request (create, get, list) is retried.
     RetryPolicy retry{};
     /// How `wait` and `run` poll, and their overall deadline; WaitOptions::poll overrides it per call.
