@@ -99,14 +99,13 @@ class Client {
     /// been created.
     boost::asio::awaitable<expected<Job, Error>> create(
         ChatRequest request, std::optional<std::string> idempotency_key = std::nullopt) {
-        co_return co_await shielded(
-            create_job(std::move(request), std::move(idempotency_key), no_deadline(), nullptr));
+        return shielded(create_job(std::move(request), std::move(idempotency_key), no_deadline(), nullptr));
     }
 
     /// Fetches a job by id, retrying per ClientOptions::retry. An unknown or expired id is
     /// `ErrorKind::http_status` with status 404.
     boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
-        co_return co_await shielded(get_job(std::move(job_id), no_deadline(), nullptr));
+        return shielded(get_job(std::move(job_id), no_deadline(), nullptr));
     }
 
     /// Fetches one page of the job list, newest first. `limit` is the page size (the API's default when
@@ -114,7 +113,7 @@ class Client {
     boost::asio::awaitable<expected<JobPage, Error>> list(
         std::optional<std::size_t> limit = std::nullopt,
         std::optional<std::string> next_token = std::nullopt) {
-        co_return co_await shielded(list_jobs(limit, std::move(next_token)));
+        return shielded(list_jobs(limit, std::move(next_token)));
     }
 
     /// Polls a job until it is COMPLETED (the result) or FAILED (an `ErrorKind::job_failed` Error carrying
@@ -123,17 +122,7 @@ class Client {
     /// `ErrorKind::wait_deadline` Error with the job id and the job as last seen: the job may still
     /// complete. A cancelled wait carries the job id too.
     boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options = {}) {
-        if (job_id.empty()) {
-            co_return unexpected(
-                Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
-        }
-        const PollPolicy policy = options.poll.value_or(options_.poll);
-        const auto deadline = Clock::now() + policy.deadline;
-        auto job = co_await shielded(poll_until_final(job_id, std::nullopt, policy, options, deadline));
-        if (!job && !job.error().job_id) {
-            job.error().job_id = std::move(job_id);
-        }
-        co_return job;
+        return shielded(wait_job(std::move(job_id), std::move(options)));
     }
 
     /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
@@ -142,34 +131,7 @@ class Client {
     /// poll. When the create's outcome is unknown at the deadline, the Error names the key to pass to a
     /// later `run` to pick the job up.
     boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options = {}) {
-        const PollPolicy policy = options.poll.value_or(options_.poll);
-        const auto deadline = Clock::now() + policy.deadline;
-        std::string key = options.idempotency_key.value_or(detail::uuid_v4());
-        auto created = co_await shielded(
-            create_job(std::move(request), key, deadline, options.on_progress ? &options : nullptr));
-        if (!created) {
-            Error error = std::move(created).error();
-            if (error.kind == ErrorKind::timeout || error.kind == ErrorKind::transport ||
-                error.kind == ErrorKind::cancelled || error.kind == ErrorKind::rate_limited) {
-                error.message +=
-                    "; to pick up the job if it was created, run again with WaitOptions::idempotency_key = "
-                    "\"" +
-                    key + "\"";
-            }
-            co_return unexpected(std::move(error));
-        }
-        if (options.on_created) {
-            options.on_created(*created);
-        }
-        notify(options, {.kind = ProgressEvent::Kind::created, .job_id = created->id, .job = &*created});
-        notify(options,
-               {.kind = ProgressEvent::Kind::status_changed, .job_id = created->id, .job = &*created});
-        std::string id = created->id;
-        auto job = co_await shielded(poll_until_final(id, std::move(*created), policy, options, deadline));
-        if (!job && !job.error().job_id) {
-            job.error().job_id = std::move(id);
-        }
-        co_return job;
+        return shielded(run_job(std::move(request), std::move(options)));
     }
 
   private:
@@ -335,78 +297,190 @@ class Client {
         co_return read_response<JobPage>(*response, "job list", std::nullopt);
     }
 
+    // wait and run live as long as their job is being waited for, so their coroutine frames are kept
+    // small: a waiting job holds its Job, its policies and a timer, and results travel through
+    // references rather than large temporaries (which GCC keeps in the frame for the frame's lifetime).
+
+    boost::asio::awaitable<expected<Job, Error>> wait_job(std::string job_id, WaitOptions options) {
+        if (job_id.empty()) {
+            co_return unexpected(
+                Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
+        }
+        const PollPolicy policy = options.poll.value_or(options_.poll);
+        const auto deadline = Clock::now() + policy.deadline;
+        std::optional<Job> latest;
+        std::optional<Error> failure;
+        co_await poll_until_final(job_id, latest, failure, policy, options, deadline);
+        co_return outcome(job_id, latest, failure);
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> run_job(ChatRequest request, WaitOptions options) {
+        const PollPolicy policy = options.poll.value_or(options_.poll);
+        const auto deadline = Clock::now() + policy.deadline;
+        const std::string key = options.idempotency_key.value_or(detail::uuid_v4());
+        std::optional<Job> latest;
+        std::optional<Error> failure;
+        co_await create_for_run(std::move(request), key, deadline, options, latest, failure);
+        if (failure) {
+            co_return unexpected(std::move(*failure));
+        }
+        const std::string job_id = latest->id;
+        co_await poll_until_final(job_id, latest, failure, policy, options, deadline);
+        co_return outcome(job_id, latest, failure);
+    }
+
+    static expected<Job, Error> outcome(const std::string& job_id, std::optional<Job>& latest,
+                                        std::optional<Error>& failure) {
+        if (failure) {
+            if (!failure->job_id) {
+                failure->job_id = job_id;
+            }
+            return unexpected(std::move(*failure));
+        }
+        return std::move(*latest);
+    }
+
+    /// The create of `run`: on success the job goes to `latest` and is announced; on failure `failure`
+    /// says why, and names the key that picks the job up when it may exist.
+    boost::asio::awaitable<void> create_for_run(ChatRequest request, const std::string& key,
+                                                Clock::time_point deadline, const WaitOptions& options,
+                                                std::optional<Job>& latest, std::optional<Error>& failure) {
+        auto created = co_await catching(
+            create_job(std::move(request), key, deadline, options.on_progress ? &options : nullptr));
+        if (!created) {
+            Error error = std::move(created).error();
+            if (error.kind == ErrorKind::timeout || error.kind == ErrorKind::transport ||
+                error.kind == ErrorKind::cancelled || error.kind == ErrorKind::rate_limited) {
+                error.message +=
+                    "; to pick up the job if it was created, run again with WaitOptions::idempotency_key = "
+                    "\"" +
+                    key + "\"";
+            }
+            failure = std::move(error);
+            co_return;
+        }
+        if (options.on_created) {
+            options.on_created(*created);
+        }
+        notify(options, {.kind = ProgressEvent::Kind::created, .job_id = created->id, .job = &*created});
+        notify(options,
+               {.kind = ProgressEvent::Kind::status_changed, .job_id = created->id, .job = &*created});
+        latest = std::move(*created);
+    }
+
     /// The polling loop of wait and run. `latest` is the job as last seen (run starts with the create's
-    /// answer; wait with nothing, so it polls at once).
-    boost::asio::awaitable<expected<Job, Error>> poll_until_final(std::string job_id,
-                                                                  std::optional<Job> latest,
-                                                                  PollPolicy policy,
-                                                                  const WaitOptions& options,
-                                                                  Clock::time_point deadline) {
+    /// answer; wait with nothing, so it polls at once) and stays so; it ends with `latest` COMPLETED, or
+    /// with `failure` set.
+    boost::asio::awaitable<void> poll_until_final(const std::string& job_id, std::optional<Job>& latest,
+                                                  std::optional<Error>& failure, const PollPolicy& policy,
+                                                  const WaitOptions& options, Clock::time_point deadline) {
         unsigned polls = 0;
         bool last_poll = false;
-        for (;;) {
-            if (latest) {
-                if (latest->status == JobStatus::completed) {
-                    co_return std::move(*latest);
-                }
-                if (latest->status == JobStatus::failed) {
-                    co_return unexpected(job_failed(std::move(*latest)));
-                }
-                if (last_poll) {
-                    co_return unexpected(deadline_passed(policy, job_id, std::move(latest)));
-                }
-                const PlannedSleep sleep = fit_to_deadline(poll_delay(policy, ++polls, random_unit()),
-                                                           time_left(deadline), policy.last_poll_margin);
-                if (sleep.deadline_reached) {
-                    co_return unexpected(deadline_passed(policy, job_id, std::move(latest)));
-                }
-                notify(options, {.kind = ProgressEvent::Kind::sleeping,
-                                 .job_id = job_id,
-                                 .attempt = polls,
-                                 .delay = sleep.delay});
-                if (auto cancelled = co_await sleep_for(sleep.delay)) {
-                    cancelled->job_id = job_id;
-                    cancelled->job = std::make_shared<const Job>(std::move(*latest));
-                    co_return unexpected(std::move(*cancelled));
-                }
-                last_poll = sleep.last_poll;
-            }
-            auto fetched = co_await get_job(job_id, deadline, &options);
-            if (!fetched) {
-                Error error = std::move(fetched).error();
-                if (time_left(deadline) <= std::chrono::milliseconds(0) &&
-                    error.kind != ErrorKind::cancelled) {
-                    co_return unexpected(deadline_passed(policy, job_id, std::move(latest)));
-                }
+        try {
+            for (;;) {
                 if (latest) {
-                    error.job = std::make_shared<const Job>(std::move(*latest));
+                    if (latest->status == JobStatus::completed) {
+                        co_return;
+                    }
+                    if (latest->status == JobStatus::failed) {
+                        failure = job_failed(*latest);
+                        co_return;
+                    }
+                    if (last_poll) {
+                        failure = deadline_passed(policy, job_id, latest);
+                        co_return;
+                    }
+                    const PlannedSleep sleep = plan_sleep(policy, ++polls, deadline);
+                    if (sleep.deadline_reached) {
+                        failure = deadline_passed(policy, job_id, latest);
+                        co_return;
+                    }
+                    notify_sleeping(options, job_id, polls, sleep.delay);
+                    if (const auto ec = co_await sleep_for(sleep.delay)) {
+                        failure = cancelled_while_waiting(ec, job_id, latest);
+                        co_return;
+                    }
+                    last_poll = sleep.last_poll;
                 }
-                co_return unexpected(std::move(error));
+                if (!co_await poll_once(job_id, latest, failure, policy, options, deadline)) {
+                    co_return;
+                }
             }
-            notify(options, {.kind = ProgressEvent::Kind::polled, .job_id = job_id, .job = &*fetched});
-            if (latest && is_earlier(fetched->status, latest->status)) {
-                // Not news: a job never goes back, so keep what was already seen and poll again.
-                continue;
-            }
-            if (!latest || latest->status != fetched->status || latest->status_text != fetched->status_text) {
-                notify(options,
-                       {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = &*fetched});
-            }
-            latest = std::move(*fetched);
+        } catch (const boost::system::system_error& thrown) {
+            // Cancellation of the awaiting coroutine surfaces as an exception; it keeps the job.
+            failure = cancelled_while_waiting(thrown.code(), job_id, latest);
         }
     }
 
-    static Error job_failed(Job job) {
+    /// One poll: the answer becomes `latest` (unless it is stale), or the failure `failure`.
+    boost::asio::awaitable<bool> poll_once(const std::string& job_id, std::optional<Job>& latest,
+                                           std::optional<Error>& failure, const PollPolicy& policy,
+                                           const WaitOptions& options, Clock::time_point deadline) {
+        auto fetched = co_await get_job(job_id, deadline, &options);
+        if (!fetched) {
+            if (time_left(deadline) <= std::chrono::milliseconds(0) &&
+                fetched.error().kind != ErrorKind::cancelled) {
+                failure = deadline_passed(policy, job_id, latest);
+            } else {
+                failure = std::move(fetched).error();
+                if (latest) {
+                    failure->job = std::make_shared<const Job>(*latest);
+                }
+            }
+            co_return false;
+        }
+        notify(options, {.kind = ProgressEvent::Kind::polled, .job_id = job_id, .job = &*fetched});
+        if (latest && is_earlier(fetched->status, latest->status)) {
+            // Not news: a job never goes back, so keep what was already seen and poll again.
+            co_return true;
+        }
+        if (!latest || latest->status != fetched->status || latest->status_text != fetched->status_text) {
+            notify(options,
+                   {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = &*fetched});
+        }
+        latest = std::move(*fetched);
+        co_return true;
+    }
+
+    PlannedSleep plan_sleep(const PollPolicy& policy, unsigned poll, Clock::time_point deadline) {
+        return fit_to_deadline(poll_delay(policy, poll, random_unit()), time_left(deadline),
+                               policy.last_poll_margin);
+    }
+
+    static void notify_sleeping(const WaitOptions& options, const std::string& job_id, unsigned poll,
+                                std::chrono::milliseconds delay) {
+        notify(options,
+               {.kind = ProgressEvent::Kind::sleeping, .job_id = job_id, .attempt = poll, .delay = delay});
+    }
+
+    static Error cancelled_while_waiting(const boost::system::error_code& ec, const std::string& job_id,
+                                         const std::optional<Job>& latest) {
+        Error error = cancelled_error(ec);
+        error.job_id = job_id;
+        if (latest) {
+            error.job = std::make_shared<const Job>(*latest);
+        }
+        return error;
+    }
+
+    static Error cancelled_error(const boost::system::error_code& ec) {
+        const bool cancelled = ec == boost::asio::error::operation_aborted;
+        return Error{.kind = cancelled ? ErrorKind::cancelled : ErrorKind::transport,
+                     .message = cancelled ? "the operation was cancelled while waiting" : ec.message(),
+                     .cause = ec};
+    }
+
+    static Error job_failed(const Job& job) {
         Error error{.kind = ErrorKind::job_failed,
                     .message = "job " + job.id + " failed",
                     .api_message = job.error_message.value_or(""),
                     .job_id = job.id};
-        error.job = std::make_shared<const Job>(std::move(job));
+        error.job = std::make_shared<const Job>(job);
         return error;
     }
 
     static Error deadline_passed(const PollPolicy& policy, const std::string& job_id,
-                                 std::optional<Job> latest) {
+                                 const std::optional<Job>& latest) {
         const std::string status = latest ? latest->status_text : std::string("unknown");
         Error error{.kind = ErrorKind::wait_deadline,
                     .message = "the wait deadline of " + std::to_string(policy.deadline.count()) +
@@ -414,7 +488,7 @@ class Client {
                                "; it may still complete: wait on it again later",
                     .job_id = job_id};
         if (latest) {
-            error.job = std::make_shared<const Job>(std::move(*latest));
+            error.job = std::make_shared<const Job>(*latest);
         }
         return error;
     }
@@ -425,19 +499,14 @@ class Client {
         }
     }
 
-    /// Sleeps, or returns the cancellation Error if the caller cancelled the sleep.
-    boost::asio::awaitable<std::optional<Error>> sleep_for(std::chrono::milliseconds delay) {
+    /// Sleeps; a non-zero result means the caller cancelled the sleep.
+    boost::asio::awaitable<boost::system::error_code> sleep_for(std::chrono::milliseconds delay) {
         if (delay <= std::chrono::milliseconds(0)) {
-            co_return std::nullopt;
+            co_return boost::system::error_code{};
         }
         boost::asio::steady_timer timer(executor_, delay);
         auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-        if (ec) {
-            co_return Error{.kind = ErrorKind::cancelled,
-                            .message = "the operation was cancelled while waiting",
-                            .cause = ec};
-        }
-        co_return std::nullopt;
+        co_return ec;
     }
 
     double random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
@@ -468,9 +537,9 @@ class Client {
                           .message = "the deadline passes before pacing lets this request go"});
             }
             pacer.reserve(Clock::now());
-            if (auto cancelled =
+            if (const auto ec =
                     co_await sleep_for(std::chrono::ceil<std::chrono::milliseconds>(slot - Clock::now()))) {
-                co_return unexpected(std::move(*cancelled));
+                co_return unexpected(cancelled_error(ec));
             }
             if (time_left(deadline) <= std::chrono::milliseconds(0)) {
                 co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
@@ -526,8 +595,8 @@ class Client {
                                    .attempt = attempt,
                                    .delay = delay});
             }
-            if (auto cancelled = co_await sleep_for(delay)) {
-                co_return unexpected(std::move(*cancelled));
+            if (const auto ec = co_await sleep_for(delay)) {
+                co_return unexpected(cancelled_error(ec));
             }
         }
     }
@@ -604,8 +673,9 @@ class Client {
         }
     }
 
-    /// Runs an operation, turning an exception from Asio (cancellation of the awaiting coroutine shows
-    /// up as one) into an Error, so callers only ever see `expected`.
+    /// Runs a public operation: counts it as in progress (for the idle-connection timer) and turns an
+    /// exception from Asio (cancellation of the awaiting coroutine shows up as one) into an Error, so
+    /// callers only ever see `expected`.
     template <class T>
     boost::asio::awaitable<expected<T, Error>> shielded(
         boost::asio::awaitable<expected<T, Error>> operation) {
@@ -620,11 +690,26 @@ class Client {
         try {
             co_return co_await std::move(operation);
         } catch (const boost::system::system_error& failure) {
-            const bool cancelled = failure.code() == boost::asio::error::operation_aborted;
-            co_return unexpected(Error{.kind = cancelled ? ErrorKind::cancelled : ErrorKind::transport,
-                                       .message = cancelled ? "the operation was cancelled" : failure.what(),
-                                       .cause = failure.code()});
+            co_return unexpected(thrown_error(failure.code()));
         }
+    }
+
+    template <class T>
+    static boost::asio::awaitable<expected<T, Error>> catching(
+        boost::asio::awaitable<expected<T, Error>> operation) {
+        try {
+            co_return co_await std::move(operation);
+        } catch (const boost::system::system_error& failure) {
+            co_return unexpected(thrown_error(failure.code()));
+        }
+    }
+
+    static Error thrown_error(const boost::system::error_code& ec) {
+        Error error = cancelled_error(ec);
+        if (error.kind == ErrorKind::cancelled) {
+            error.message = "the operation was cancelled";
+        }
+        return error;
     }
 
     std::chrono::milliseconds timeout_for(detail::IoStep step) const {
