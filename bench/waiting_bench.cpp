@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -95,6 +96,12 @@ std::size_t current_rss_kb() {
     return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 1024;
 }
 
+/// Bytes the allocator has handed out and not got back: the jobs' own memory, without what the
+/// allocator keeps from earlier peaks.
+std::size_t heap_in_use() {
+    return ::mallinfo2().uordblks;
+}
+
 std::size_t peak_rss_kb() {
     rusage usage{};
     ::getrusage(RUSAGE_SELF, &usage);
@@ -109,6 +116,7 @@ struct Tally {
     std::size_t deadline_passed = 0;
     std::size_t other_errors = 0;
     std::size_t rss_at_most_waiting_kb = 0;
+    std::size_t heap_at_most_waiting = 0;
 };
 
 asio::awaitable<void> one_job(px::Client& client, std::size_t index, const px::WaitOptions& options,
@@ -138,6 +146,7 @@ asio::awaitable<void> sample(Tally& tally, std::size_t jobs, std::chrono::second
         co_await timer.async_wait(asio::use_awaitable);
         if (tally.created == jobs && tally.waiting == jobs) {
             tally.rss_at_most_waiting_kb = std::max(tally.rss_at_most_waiting_kb, current_rss_kb());
+            tally.heap_at_most_waiting = std::max(tally.heap_at_most_waiting, heap_in_use());
         }
     }
 }
@@ -176,6 +185,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     const std::size_t idle_client_rss_kb = current_rss_kb();
+    const std::size_t idle_client_heap = heap_in_use();
 
     Tally tally;
     px::WaitOptions wait;
@@ -203,9 +213,13 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"name\":\"waiting\",\"jobs\":%zu,\"seconds\":%zu,\"interval_ms\":%zu,\"created\":%zu,"
         "\"most_waiting\":%zu,\"polls\":%zu,\"deadline_passed\":%zu,\"other_errors\":%zu,"
-        "\"idle_client_rss_kb\":%zu,\"waiting_rss_kb\":%zu,\"peak_rss_kb\":%zu,\"rss_per_job_bytes\":%.0f}\n",
+        "\"idle_client_rss_kb\":%zu,\"waiting_rss_kb\":%zu,\"peak_rss_kb\":%zu,\"rss_per_job_bytes\":%.0f,"
+        "\"heap_per_job_bytes\":%.0f}\n",
         arguments.jobs, arguments.seconds, arguments.interval_ms, tally.created, tally.most_waiting,
         tally.polls, tally.deadline_passed, tally.other_errors, idle_client_rss_kb, waiting_rss_kb,
-        peak_rss_kb(), per_job_bytes);
+        peak_rss_kb(), per_job_bytes,
+        static_cast<double>(tally.heap_at_most_waiting -
+                            std::min(tally.heap_at_most_waiting, idle_client_heap)) /
+            static_cast<double>(arguments.jobs));
     return tally.other_errors == 0 && tally.deadline_passed == arguments.jobs ? 0 : 1;
 }
