@@ -7,6 +7,8 @@
 //                            --seconds S [--connections C]
 //
 // Prints one JSON line: {"name":"waiting","jobs":N,...,"rss_per_job_bytes":B}.
+#include "bench_flags.hpp"
+
 #include <perplexity/async.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -31,60 +33,28 @@ namespace px = perplexity;
 namespace {
 
 struct Arguments {
-    std::string base_url;
-    std::string ca_file;
-    std::string api_key;
-    std::size_t jobs = 10000;
-    std::size_t interval_ms = 1000;
-    std::size_t seconds = 30;
-    std::size_t connections = 16;
+    std::string base_url{};
+    std::string ca_file{};
+    std::string api_key{};
+    std::size_t jobs = 0;
+    std::size_t interval_ms = 0;
+    std::size_t seconds = 0;
+    std::size_t connections = 0;
 };
 
-[[noreturn]] void usage(const char* problem) {
-    std::cerr << "perplexity-bench-waiting: " << problem
-              << "\nusage: perplexity-bench-waiting --base-url URL --ca-file FILE --api-key KEY --jobs N"
-                 " --interval-ms MS --seconds S [--connections C]\n";
-    std::exit(2);
-}
-
 Arguments parse(int argc, char** argv) {
-    Arguments arguments;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view flag = argv[i];
-        if (i + 1 >= argc) {
-            usage("every flag takes a value");
-        }
-        const std::string value = argv[++i];
-        const auto count = [&] {
-            char* end = nullptr;
-            const unsigned long long parsed = std::strtoull(value.c_str(), &end, 10);
-            if (end == value.c_str() || *end != '\0' || parsed == 0) {
-                usage("a count must be a positive integer");
-            }
-            return static_cast<std::size_t>(parsed);
-        };
-        if (flag == "--base-url") {
-            arguments.base_url = value;
-        } else if (flag == "--ca-file") {
-            arguments.ca_file = value;
-        } else if (flag == "--api-key") {
-            arguments.api_key = value;
-        } else if (flag == "--jobs") {
-            arguments.jobs = count();
-        } else if (flag == "--interval-ms") {
-            arguments.interval_ms = count();
-        } else if (flag == "--seconds") {
-            arguments.seconds = count();
-        } else if (flag == "--connections") {
-            arguments.connections = count();
-        } else {
-            usage("unknown flag");
-        }
-    }
-    if (arguments.base_url.empty() || arguments.api_key.empty()) {
-        usage("--base-url and --api-key are required");
-    }
-    return arguments;
+    const bench::Flags flags = bench::parse_flags(
+        argc, argv, "perplexity-bench-waiting", "--jobs N --interval-ms MS --seconds S [--connections C]",
+        {{"--jobs", 10000}, {"--interval-ms", 1000}, {"--seconds", 30}, {"--connections", 16}});
+    return Arguments{
+        .base_url = flags.base_url,
+        .ca_file = flags.ca_file,
+        .api_key = flags.api_key,
+        .jobs = flags.count("--jobs"),
+        .interval_ms = flags.count("--interval-ms"),
+        .seconds = flags.count("--seconds"),
+        .connections = flags.count("--connections"),
+    };
 }
 
 /// Resident memory now, from /proc (getrusage only knows the peak).
