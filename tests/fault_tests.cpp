@@ -272,6 +272,7 @@ TEST_SUITE("hostile servers") {
         options.max_response_header = 1024;
         options.max_response_body = 4096;
         options.retry.max_attempts = 1;
+        options.on_event = test::secret_checking_logger();
         return options;
     }
 

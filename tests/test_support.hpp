@@ -44,13 +44,22 @@ inline std::string everything_in(const px::Error& error) {
 template <class T>
 void check_no_secret(const T&) {}
 
+inline void check_no_secret_text(const std::string& text) {
+    CHECK_MESSAGE(text.find(secret_key) == std::string::npos, text);
+    // Not even a recognisable piece of it.
+    CHECK_MESSAGE(text.find(secret_key.substr(secret_key.size() - 12)) == std::string::npos, text);
+}
+
 inline void check_no_secret(const std::optional<px::Error>& error) {
     if (error) {
-        const std::string text = everything_in(*error);
-        CHECK_MESSAGE(text.find(secret_key) == std::string::npos, text);
-        // Not even a recognisable piece of it.
-        CHECK_MESSAGE(text.find(secret_key.substr(secret_key.size() - 12)) == std::string::npos, text);
+        check_no_secret_text(everything_in(*error));
     }
+}
+
+/// Formats every event as the log line a user would see and checks it for the key, so that the sweep
+/// covers log output too; every socket test's Client gets it.
+inline px::EventHandler secret_checking_logger() {
+    return [](const px::Event& event) { check_no_secret_text(px::format_event(event)); };
 }
 
 template <class T>
@@ -104,6 +113,7 @@ struct Harness {
         options.base_url = simulator.base_url();
         options.api_key = simulator.options().api_key;
         options.ca_pem = simulator.ca_certificate_pem();
+        options.on_event = secret_checking_logger();
         return options;
     }
 

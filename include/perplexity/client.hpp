@@ -9,6 +9,7 @@
 #include <perplexity/detail/url.hpp>
 #include <perplexity/detail/uuid.hpp>
 #include <perplexity/error.hpp>
+#include <perplexity/events.hpp>
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
@@ -244,7 +245,11 @@ class Client {
         if (!response) {
             co_return unexpected(std::move(response).error());
         }
-        co_return read_response<Job>(*response, "job", std::nullopt);
+        auto job = read_response<Job>(*response, "job", std::nullopt);
+        if (job && options_.on_event) {
+            emit({.kind = Event::Kind::job_created, .job_id = job->id, .job = &*job});
+        }
+        co_return job;
     }
 
     boost::asio::awaitable<expected<Job, Error>> get_job(std::string job_id, Clock::time_point deadline,
@@ -437,6 +442,9 @@ class Client {
         if (!latest || latest->status != fetched->status || latest->status_text != fetched->status_text) {
             notify(options,
                    {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = &*fetched});
+            if (options_.on_event) {
+                emit({.kind = Event::Kind::job_status_changed, .job_id = job_id, .job = &*fetched});
+            }
         }
         latest = std::move(*fetched);
         co_return true;
@@ -544,7 +552,23 @@ class Client {
             if (time_left(deadline) <= std::chrono::milliseconds(0)) {
                 co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
             }
+            const Clock::time_point sent = options_.on_event ? Clock::now() : Clock::time_point{};
+            if (options_.on_event) {
+                emit(request_event(Event::Kind::request_sent, request, job_id, attempt));
+            }
             auto outcome = co_await send(request, resend_safe, deadline);
+            if (options_.on_event) {
+                Event event =
+                    request_event(outcome ? Event::Kind::response_received : Event::Kind::request_failed,
+                                  request, job_id, attempt);
+                event.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent);
+                if (outcome) {
+                    event.http_status = static_cast<int>(outcome->result_int());
+                } else {
+                    event.error = &outcome.error().error;
+                }
+                emit(event);
+            }
 
             std::optional<std::chrono::milliseconds> hint;
             bool retry = false;
@@ -595,9 +619,35 @@ class Client {
                                    .attempt = attempt,
                                    .delay = delay});
             }
+            if (options_.on_event) {
+                Event event = request_event(Event::Kind::retry_scheduled, request, job_id, attempt);
+                event.delay = delay;
+                event.error = &failure;
+                emit(event);
+            }
             if (const auto ec = co_await sleep_for(delay)) {
                 co_return unexpected(cancelled_error(ec));
             }
+        }
+    }
+
+    static Event request_event(Event::Kind kind, const detail::HttpRequest& request, std::string_view job_id,
+                               unsigned attempt) {
+        const auto method = request.method_string();
+        const auto target = request.target();
+        return Event{.kind = kind,
+                     .method = std::string_view(method.data(), method.size()),
+                     .target = std::string_view(target.data(), target.size()),
+                     .job_id = job_id,
+                     .attempt = attempt};
+    }
+
+    /// Hands an event to ClientOptions::on_event, which is set. What the handler throws is dropped:
+    /// observing must not change the outcome.
+    void emit(const Event& event) const noexcept {
+        try {
+            options_.on_event(event);
+        } catch (...) {
         }
     }
 

@@ -1,6 +1,7 @@
 // perplexity-async: ClientOptions, everything a Client is configured with, and the environment helper.
 #pragma once
 
+#include <perplexity/events.hpp>
 #include <perplexity/poll.hpp>
 #include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <string_view>
 
@@ -71,6 +73,10 @@ struct ClientOptions {
     /// collecting 429s. 0 (the default) turns spacing off. `create_rate_for_tier(n)` gives the API's
     /// limit for usage tier n. Independently of this, a 429 pauses every request of the same kind.
     unsigned create_requests_per_minute = 0;
+
+    /// Sees every request, response, failure, retry and job status change, e.g. to route them to your
+    /// logger (`event_logger` writes them as lines). Empty (the default) costs nothing.
+    EventHandler on_event{};
 };
 
 /// Reads a variable, treating unset and empty alike.
@@ -80,14 +86,23 @@ inline std::string environment_variable(const char* name) {
 }
 
 /// Returns `defaults` with `api_key` taken from PERPLEXITY_API_KEY and `base_url` from
-/// PERPLEXITY_BASE_URL, each only when the variable is set and not empty. Explicit by design: a
-/// Client never reads the environment on its own.
+/// PERPLEXITY_BASE_URL, each only when the variable is set and not empty, and with `on_event` logging to
+/// std::clog when PERPLEXITY_LOG is `info` or `debug` (see LogLevel; `off` or unset logs nothing).
+/// Explicit by design: a Client never reads the environment on its own.
 inline ClientOptions options_from_environment(ClientOptions defaults = {}) {
     if (std::string key = environment_variable("PERPLEXITY_API_KEY"); !key.empty()) {
         defaults.api_key = std::move(key);
     }
     if (std::string url = environment_variable("PERPLEXITY_BASE_URL"); !url.empty()) {
         defaults.base_url = std::move(url);
+    }
+    if (std::string log = environment_variable("PERPLEXITY_LOG"); !log.empty()) {
+        if (const auto level = parse_log_level(log)) {
+            defaults.on_event = event_logger(std::clog, *level);
+        } else if (log != "off") {
+            std::clog << "perplexity: PERPLEXITY_LOG=\"" << log
+                      << "\" is not one of off, info, debug; logging stays off\n";
+        }
     }
     return defaults;
 }
