@@ -198,7 +198,9 @@ TEST_SUITE("round trips") {
     TEST_CASE("typed members win over raw on encode") {
         auto job = px::parse_job(read_sample("job_completed.json"));
         REQUIRE(job.has_value());
-        job->response->choices[0].message.content = std::string("edited");
+        px::ChatCompletion edited = *job->response;  // answers are shared and immutable: edit a copy
+        edited.choices[0].message.content = std::string("edited");
+        job->response = std::make_shared<const px::ChatCompletion>(std::move(edited));
         auto again = px::parse_job(px::to_json_string(*job));
         REQUIRE(again.has_value());
         CHECK(again->response->text() == "edited");

@@ -19,9 +19,11 @@
 #include <perplexity/wait.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/serialize.hpp>
@@ -100,7 +102,7 @@ class Client {
     /// been created.
     boost::asio::awaitable<expected<Job, Error>> create(
         ChatRequest request, std::optional<std::string> idempotency_key = std::nullopt) {
-        return shielded(create_job(std::move(request), std::move(idempotency_key), no_deadline(), nullptr));
+        return shielded(create_job(std::move(request), std::move(idempotency_key)));
     }
 
     /// Fetches a job by id, retrying per ClientOptions::retry. An unknown or expired id is
@@ -123,7 +125,7 @@ class Client {
     /// `ErrorKind::wait_deadline` Error with the job id and the job as last seen: the job may still
     /// complete. A cancelled wait carries the job id too.
     boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options = {}) {
-        return shielded(wait_job(std::move(job_id), std::move(options)));
+        return wait_job(std::move(job_id), std::move(options));
     }
 
     /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
@@ -132,7 +134,9 @@ class Client {
     /// poll. When the create's outcome is unknown at the deadline, the Error names the key to pass to a
     /// later `run` to pick the job up.
     boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options = {}) {
-        return shielded(run_job(std::move(request), std::move(options)));
+        // On the heap, the request is freed once the create has been answered instead of staying in the
+        // frame of the whole wait.
+        return run_job(std::make_unique<ChatRequest>(std::move(request)), std::move(options));
     }
 
   private:
@@ -230,26 +234,41 @@ class Client {
         return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     }
 
-    boost::asio::awaitable<expected<Job, Error>> create_job(ChatRequest request,
-                                                            std::optional<std::string> idempotency_key,
-                                                            Clock::time_point deadline,
-                                                            const WaitOptions* progress) {
-        if (auto invalid = check_chat_request(request, idempotency_key)) {
-            co_return unexpected(std::move(*invalid));
+    /// The HTTP request that creates a job, or (in `invalid`) why the ChatRequest cannot be sent.
+    std::optional<detail::HttpRequest> create_request(const ChatRequest& request,
+                                                      const std::optional<std::string>& idempotency_key,
+                                                      std::optional<Error>& invalid) const {
+        invalid = check_chat_request(request, idempotency_key);
+        if (invalid) {
+            return std::nullopt;
         }
-        std::string body = boost::json::serialize(create_request_body(request, idempotency_key));
-        auto response = co_await execute(
-            Endpoint::create,
-            make_request(boost::beast::http::verb::post, collection_target(), std::move(body)),
-            idempotency_key.has_value(), deadline, progress, {});
+        return make_request(boost::beast::http::verb::post, collection_target(),
+                            boost::json::serialize(create_request_body(request, idempotency_key)));
+    }
+
+    /// The job a create's response describes, announced to ClientOptions::on_event.
+    expected<Job, Error> created_job(expected<detail::HttpResponse, Error>& response) const {
         if (!response) {
-            co_return unexpected(std::move(response).error());
+            return unexpected(std::move(response).error());
         }
         auto job = read_response<Job>(*response, "job", std::nullopt);
         if (job && options_.on_event) {
             emit({.kind = Event::Kind::job_created, .job_id = job->id, .job = &*job});
         }
-        co_return job;
+        return job;
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> create_job(ChatRequest request,
+                                                            std::optional<std::string> idempotency_key) {
+        std::optional<Error> invalid;
+        const std::optional<detail::HttpRequest> http_request =
+            create_request(request, idempotency_key, invalid);
+        if (!http_request) {
+            co_return unexpected(std::move(*invalid));
+        }
+        auto response = co_await execute(Endpoint::create, *http_request, idempotency_key.has_value(),
+                                         no_deadline(), nullptr, {});
+        co_return created_job(response);
     }
 
     boost::asio::awaitable<expected<Job, Error>> get_job(std::string job_id, Clock::time_point deadline,
@@ -258,10 +277,9 @@ class Client {
             co_return unexpected(
                 Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
         }
-        std::string target = collection_target() + "/" + detail::percent_encode(job_id);
-        auto response =
-            co_await execute(Endpoint::get, make_request(boost::beast::http::verb::get, std::move(target)),
-                             true, deadline, progress, job_id);
+        const detail::HttpRequest http_request = make_request(
+            boost::beast::http::verb::get, collection_target() + "/" + detail::percent_encode(job_id));
+        auto response = co_await execute(Endpoint::get, http_request, true, deadline, progress, job_id);
         if (!response) {
             Error error = std::move(response).error();
             error.job_id = job_id;
@@ -293,20 +311,23 @@ class Client {
         if (next_token) {
             target += separator + std::string("next_token=") + detail::percent_encode(*next_token);
         }
-        auto response =
-            co_await execute(Endpoint::list, make_request(boost::beast::http::verb::get, std::move(target)),
-                             true, no_deadline(), nullptr, {});
+        const detail::HttpRequest http_request =
+            make_request(boost::beast::http::verb::get, std::move(target));
+        auto response = co_await execute(Endpoint::list, http_request, true, no_deadline(), nullptr, {});
         if (!response) {
             co_return unexpected(std::move(response).error());
         }
         co_return read_response<JobPage>(*response, "job list", std::nullopt);
     }
 
-    // wait and run live as long as their job is being waited for, so their coroutine frames are kept
-    // small: a waiting job holds its Job, its policies and a timer, and results travel through
-    // references rather than large temporaries (which GCC keeps in the frame for the frame's lifetime).
+    // wait and run live as long as their job is being waited for, so a waiting job's frames are kept few
+    // and small: wait_job or run_job (holding the Job, the policies and the options) and the poll loop
+    // (holding the timer). Results travel through references, because every local of a coroutine gets
+    // its own slot in the frame for the frame's whole life (GCC 12 does not overlap them), and the
+    // short-lived coroutines of a create or a poll are gone while the job sleeps.
 
     boost::asio::awaitable<expected<Job, Error>> wait_job(std::string job_id, WaitOptions options) {
+        const OperationInProgress in_progress(pool_);
         if (job_id.empty()) {
             co_return unexpected(
                 Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
@@ -319,7 +340,9 @@ class Client {
         co_return outcome(job_id, latest, failure);
     }
 
-    boost::asio::awaitable<expected<Job, Error>> run_job(ChatRequest request, WaitOptions options) {
+    boost::asio::awaitable<expected<Job, Error>> run_job(std::unique_ptr<ChatRequest> request,
+                                                         WaitOptions options) {
+        const OperationInProgress in_progress(pool_);
         const PollPolicy policy = options.poll.value_or(options_.poll);
         const auto deadline = Clock::now() + policy.deadline;
         const std::string key = options.idempotency_key.value_or(detail::uuid_v4());
@@ -347,13 +370,30 @@ class Client {
 
     /// The create of `run`: on success the job goes to `latest` and is announced; on failure `failure`
     /// says why, and names the key that picks the job up when it may exist.
-    boost::asio::awaitable<void> create_for_run(ChatRequest request, const std::string& key,
+    /// One coroutine, rather than create_job's, so that a job queued for a connection in a burst of
+    /// runs holds one frame fewer.
+    boost::asio::awaitable<void> create_for_run(std::unique_ptr<ChatRequest> request, const std::string& key,
                                                 Clock::time_point deadline, const WaitOptions& options,
                                                 std::optional<Job>& latest, std::optional<Error>& failure) {
-        auto created = co_await catching(
-            create_job(std::move(request), key, deadline, options.on_progress ? &options : nullptr));
+        const std::optional<detail::HttpRequest> http_request = create_request(*request, key, failure);
+        request.reset();
+        if (!http_request) {
+            co_return;
+        }
+        try {
+            auto response = co_await execute(Endpoint::create, *http_request, true, deadline,
+                                             options.on_progress ? &options : nullptr, {});
+            settle_create(created_job(response), key, options, latest, failure);
+        } catch (const boost::system::system_error& thrown) {
+            settle_create(unexpected(thrown_error(thrown.code())), key, options, latest, failure);
+        }
+    }
+
+    static void settle_create(expected<Job, Error> created, const std::string& key,
+                              const WaitOptions& options, std::optional<Job>& latest,
+                              std::optional<Error>& failure) {
         if (!created) {
-            Error error = std::move(created).error();
+            Error& error = failure.emplace(std::move(created).error());
             if (error.kind == ErrorKind::timeout || error.kind == ErrorKind::transport ||
                 error.kind == ErrorKind::cancelled || error.kind == ErrorKind::rate_limited) {
                 error.message +=
@@ -361,8 +401,7 @@ class Client {
                     "\"" +
                     key + "\"";
             }
-            failure = std::move(error);
-            co_return;
+            return;
         }
         if (options.on_created) {
             options.on_created(*created);
@@ -381,6 +420,9 @@ class Client {
                                                   const WaitOptions& options, Clock::time_point deadline) {
         unsigned polls = 0;
         bool last_poll = false;
+        // One timer for every sleep of the wait, in this frame: a sleep in a coroutine of its own would
+        // add a frame per waiting job.
+        boost::asio::steady_timer timer(executor_);
         try {
             for (;;) {
                 if (latest) {
@@ -401,9 +443,14 @@ class Client {
                         co_return;
                     }
                     notify_sleeping(options, job_id, polls, sleep.delay);
-                    if (const auto ec = co_await sleep_for(sleep.delay)) {
-                        failure = cancelled_while_waiting(ec, job_id, latest);
-                        co_return;
+                    if (sleep.delay > std::chrono::milliseconds(0)) {
+                        timer.expires_after(sleep.delay);
+                        const auto [ec] =
+                            co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+                        if (ec) {
+                            failure = cancelled_while_waiting(ec, job_id, latest);
+                            co_return;
+                        }
                     }
                     last_poll = sleep.last_poll;
                 }
@@ -525,12 +572,18 @@ class Client {
         return seed;
     }
 
+    struct SendFailure {
+        Error error;
+        /// Whether the server may have received the whole request (and so acted on it).
+        bool may_have_arrived = false;
+    };
+
     /// One request with pacing and retries: waits for its pacing slot, sends, and on a retryable failure
     /// waits (the server's hint, clamped, or the backoff) and sends again, until it succeeds, fails for
     /// good, or attempts or the deadline run out. A non-2xx response that is not retried is returned
     /// as a response, for read_response to turn into an Error.
     boost::asio::awaitable<expected<detail::HttpResponse, Error>> execute(
-        Endpoint endpoint, detail::HttpRequest request, bool resend_safe, Clock::time_point deadline,
+        Endpoint endpoint, const detail::HttpRequest& request, bool resend_safe, Clock::time_point deadline,
         const WaitOptions* progress, std::string_view job_id) {
         if (configuration_error_) {
             co_return unexpected(*configuration_error_);
@@ -558,16 +611,7 @@ class Client {
             }
             auto outcome = co_await send(request, resend_safe, deadline);
             if (options_.on_event) {
-                Event event =
-                    request_event(outcome ? Event::Kind::response_received : Event::Kind::request_failed,
-                                  request, job_id, attempt);
-                event.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent);
-                if (outcome) {
-                    event.http_status = static_cast<int>(outcome->result_int());
-                } else {
-                    event.error = &outcome.error().error;
-                }
-                emit(event);
+                emit_outcome(request, job_id, attempt, sent, outcome);
             }
 
             std::optional<std::chrono::milliseconds> hint;
@@ -620,15 +664,36 @@ class Client {
                                    .delay = delay});
             }
             if (options_.on_event) {
-                Event event = request_event(Event::Kind::retry_scheduled, request, job_id, attempt);
-                event.delay = delay;
-                event.error = &failure;
-                emit(event);
+                emit_retry(request, job_id, attempt, delay, failure);
             }
             if (const auto ec = co_await sleep_for(delay)) {
                 co_return unexpected(cancelled_error(ec));
             }
         }
+    }
+
+    // Events are built outside the coroutines, so that they take no room in the frames.
+
+    void emit_outcome(const detail::HttpRequest& request, std::string_view job_id, unsigned attempt,
+                      Clock::time_point sent,
+                      const expected<detail::HttpResponse, SendFailure>& outcome) const {
+        Event event = request_event(outcome ? Event::Kind::response_received : Event::Kind::request_failed,
+                                    request, job_id, attempt);
+        event.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent);
+        if (outcome) {
+            event.http_status = static_cast<int>(outcome->result_int());
+        } else {
+            event.error = &outcome.error().error;
+        }
+        emit(event);
+    }
+
+    void emit_retry(const detail::HttpRequest& request, std::string_view job_id, unsigned attempt,
+                    std::chrono::milliseconds delay, const Error& failure) const {
+        Event event = request_event(Event::Kind::retry_scheduled, request, job_id, attempt);
+        event.delay = delay;
+        event.error = &failure;
+        emit(event);
     }
 
     static Event request_event(Event::Kind kind, const detail::HttpRequest& request, std::string_view job_id,
@@ -651,27 +716,13 @@ class Client {
         }
     }
 
-    struct SendFailure {
-        Error error;
-        /// Whether the server may have received the whole request (and so acted on it).
-        bool may_have_arrived = false;
-    };
-
     /// Sends one request on a pooled or new connection, waiting for one when all are busy; see the
     /// class comment for when it is resent.
     boost::asio::awaitable<expected<detail::HttpResponse, SendFailure>> send(
         const detail::HttpRequest& request, bool resend_safe, Clock::time_point deadline) {
         auto acquired = co_await pool_.acquire(deadline);
         if (!acquired) {
-            const bool cancelled = acquired.error() == detail::ConnectionPool::AcquireFailure::cancelled;
-            const std::string limit = std::to_string(options_.max_connections);
-            co_return unexpected(SendFailure{
-                Error{.kind = cancelled ? ErrorKind::cancelled : ErrorKind::timeout,
-                      .message = cancelled ? "the operation was cancelled while waiting for a free connection"
-                                           : "the deadline passed while every connection was busy "
-                                             "(ClientOptions::max_connections = " +
-                                                 limit + ")"},
-                false});
+            co_return unexpected(queue_failure(acquired.error()));
         }
         detail::ConnectionPool::Lease lease = std::move(*acquired);
         // Waiting for a connection may have used up part of the time.
@@ -712,16 +763,48 @@ class Client {
                 lease.discard();
                 continue;
             }
-            Error error = describe(failure);
-            if (!never_processed && !resend_safe) {
-                error.message +=
-                    "; the request was sent, so the server may have acted on it (for a create: list recent "
-                    "jobs "
-                    "to find out, and pass an idempotency_key so a retry cannot create a second job)";
-            }
-            co_return unexpected(SendFailure{std::move(error), !never_processed});
+            co_return unexpected(send_failure(failure, never_processed, resend_safe));
         }
     }
+
+    // send's failures are built outside the coroutine, so that their Errors take no room in its frame.
+
+    SendFailure queue_failure(detail::ConnectionPool::AcquireFailure failure) const {
+        if (failure == detail::ConnectionPool::AcquireFailure::cancelled) {
+            return {Error{.kind = ErrorKind::cancelled,
+                          .message = "the operation was cancelled while waiting for a free connection"},
+                    false};
+        }
+        return {Error{.kind = ErrorKind::timeout,
+                      .message = "the deadline passed while every connection was busy "
+                                 "(ClientOptions::max_connections = " +
+                                 std::to_string(options_.max_connections) + ")"},
+                false};
+    }
+
+    SendFailure send_failure(const detail::IoFailure& failure, bool never_processed, bool resend_safe) const {
+        Error error = describe(failure);
+        if (!never_processed && !resend_safe) {
+            error.message +=
+                "; the request was sent, so the server may have acted on it (for a create: list recent jobs "
+                "to find out, and pass an idempotency_key so a retry cannot create a second job)";
+        }
+        return {std::move(error), !never_processed};
+    }
+
+    /// A public operation in progress, for the idle-connection timer.
+    class OperationInProgress {
+      public:
+        explicit OperationInProgress(detail::ConnectionPool& pool) : pool_(pool) {
+            pool_.operation_started();
+        }
+        ~OperationInProgress() { pool_.operation_finished(); }
+        OperationInProgress(const OperationInProgress&) = delete;
+        OperationInProgress& operator=(const OperationInProgress&) = delete;
+
+      private:
+        detail::ConnectionPool& pool_;
+    };
 
     /// Runs a public operation: counts it as in progress (for the idle-connection timer) and turns an
     /// exception from Asio (cancellation of the awaiting coroutine shows up as one) into an Error, so
@@ -729,24 +812,7 @@ class Client {
     template <class T>
     boost::asio::awaitable<expected<T, Error>> shielded(
         boost::asio::awaitable<expected<T, Error>> operation) {
-        struct InProgress {
-            explicit InProgress(detail::ConnectionPool& pool) : pool(pool) { pool.operation_started(); }
-            ~InProgress() { pool.operation_finished(); }
-            InProgress(const InProgress&) = delete;
-            InProgress& operator=(const InProgress&) = delete;
-            detail::ConnectionPool& pool;
-        };
-        InProgress in_progress(pool_);
-        try {
-            co_return co_await std::move(operation);
-        } catch (const boost::system::system_error& failure) {
-            co_return unexpected(thrown_error(failure.code()));
-        }
-    }
-
-    template <class T>
-    static boost::asio::awaitable<expected<T, Error>> catching(
-        boost::asio::awaitable<expected<T, Error>> operation) {
+        const OperationInProgress in_progress(pool_);
         try {
             co_return co_await std::move(operation);
         } catch (const boost::system::system_error& failure) {

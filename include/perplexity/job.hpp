@@ -4,6 +4,7 @@
 #include <perplexity/chat.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,10 +92,19 @@ struct JobSummary {
 struct Job : JobSummary {
     /// Why a FAILED job failed.
     std::optional<std::string> error_message{};
-    /// The answer of a COMPLETED job.
-    std::optional<ChatCompletion> response{};
+    /// The answer of a COMPLETED job, null before. Shared and immutable: an answer never changes, and
+    /// holding it by pointer keeps a Job small and cheap to copy, which matters in the coroutine frames
+    /// of thousands of waiting jobs (a ChatCompletion is about 500 bytes before its strings). To edit
+    /// one, copy it: `ChatCompletion edited = *job.response;`.
+    std::shared_ptr<const ChatCompletion> response{};
 
-    friend bool operator==(const Job&, const Job&) = default;
+    /// Equal when the summaries, the error messages and the answers (by value) are.
+    friend bool operator==(const Job& a, const Job& b) {
+        const bool same_response =
+            a.response == b.response || (a.response && b.response && *a.response == *b.response);
+        return static_cast<const JobSummary&>(a) == static_cast<const JobSummary&>(b) &&
+               a.error_message == b.error_message && same_response;
+    }
 };
 
 /// One page of the job list, newest first. Pass `next_token` back to `Client::list` for the next page;

@@ -181,7 +181,9 @@ struct JsonDecoder<Job> {
         Job job;
         decode_summary_fields(object, at, job);
         job.error_message = optional_member<std::string>(object, "error_message", at);
-        job.response = optional_member<ChatCompletion>(object, "response", at);
+        if (auto response = optional_member<ChatCompletion>(object, "response", at)) {
+            job.response = std::make_shared<const ChatCompletion>(std::move(*response));
+        }
         return job;
     }
 };
@@ -209,6 +211,15 @@ void put_optional(json::object& object, std::string_view key, const std::optiona
 
 template <class T>
 void put_nullable(json::object& object, std::string_view key, const std::optional<T>& value) {
+    if (value) {
+        object[key] = json::value_from(*value, object.storage());
+    } else {
+        object[key] = nullptr;
+    }
+}
+
+template <class T>
+void put_nullable(json::object& object, std::string_view key, const std::shared_ptr<const T>& value) {
     if (value) {
         object[key] = json::value_from(*value, object.storage());
     } else {
