@@ -386,4 +386,42 @@ TEST_SUITE("tls") {
         px::Client bad_prefix(io.get_executor(), {.api_key = test::secret_key, .path_prefix = "async"});
         CHECK(test::run(io, bad_prefix.get("x")).error().kind == px::ErrorKind::invalid_argument);
     }
+
+    TEST_CASE("options that would break the request line or a header are refused") {
+        // Requests are rendered as text, so nothing may smuggle a line break (or, on the request line, a
+        // space) into them.
+        struct Case {
+            const char* name;
+            px::ClientOptions options;
+            const char* named_in_message;
+        };
+        const Case cases[] = {
+            {"a line break in the key", {.api_key = "key\r\nX-Injected: 1"}, "API key"},
+            {"a space in the key", {.api_key = "key with space"}, "API key"},
+            {"a space in the base URL",
+             {.base_url = "https://api.perplexity.ai/a b", .api_key = test::secret_key},
+             "base_url"},
+            {"a line break in the base URL",
+             {.base_url = "https://api.perplexity.ai\r\nX: 1", .api_key = test::secret_key},
+             "base_url"},
+            {"a space in the path prefix",
+             {.api_key = test::secret_key, .path_prefix = "/a b"},
+             "path_prefix"},
+            {"a line break in the user agent",
+             {.api_key = test::secret_key, .user_agent = "agent\nX-Injected: 1"},
+             "user_agent"},
+        };
+        for (const Case& each : cases) {
+            CAPTURE(each.name);
+            asio::io_context io;
+            px::Client client(io.get_executor(), each.options);
+            REQUIRE(client.configuration_error());
+            CHECK(client.configuration_error()->kind == px::ErrorKind::invalid_argument);
+            CHECK(client.configuration_error()->message.find(each.named_in_message) != std::string::npos);
+        }
+        asio::io_context io;
+        px::Client spaced_agent(io.get_executor(),
+                                {.api_key = test::secret_key, .user_agent = "my service/1.0 (ops team)"});
+        CHECK_FALSE(spaced_agent.configuration_error());
+    }
 }

@@ -195,6 +195,32 @@ TEST_SUITE("round trips") {
         CHECK(json::value_from(*job).at("response").at("brand_new_field").at("nested") == 7);
     }
 
+    TEST_CASE("JSON kept from a body outlives the parse") {
+        // Bodies are parsed in a short-lived arena; whatever JSON a Job keeps must have been copied into
+        // the default resource, or it would point into freed memory once parsing returns.
+        json::value body = json::parse(read_sample("job_completed.json"));
+        json::object& message = body.at("response").at("choices").at(0).at("message").as_object();
+        message["tool_calls"] = json::array{json::object{{"id", "call-1"}, {"type", "function"}}};
+        message["reasoning_steps"] = json::array{"look it up", "answer"};
+        body.at("response").as_object()["images"] =
+            json::array{json::object{{"image_url", "https://a/b.png"}}};
+        auto job = px::parse_job(json::serialize(body));
+        REQUIRE(job.has_value());
+        const json::storage_ptr default_resource;
+        const px::ChatCompletion& answer = *job->response;
+        CHECK(answer.raw.storage().get() == default_resource.get());
+        REQUIRE(answer.images);
+        CHECK(answer.images->storage().get() == default_resource.get());
+        CHECK(answer.images->at(0).at("image_url") == "https://a/b.png");
+        const px::Message& kept = answer.choices.at(0).message;
+        REQUIRE(kept.tool_calls);
+        CHECK(kept.tool_calls->storage().get() == default_resource.get());
+        CHECK(kept.tool_calls->at(0).at("id") == "call-1");
+        REQUIRE(kept.reasoning_steps);
+        CHECK(kept.reasoning_steps->storage().get() == default_resource.get());
+        CHECK(kept.reasoning_steps->at(1) == "answer");
+    }
+
     TEST_CASE("typed members win over raw on encode") {
         auto job = px::parse_job(read_sample("job_completed.json"));
         REQUIRE(job.has_value());

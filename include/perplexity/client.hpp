@@ -28,12 +28,14 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -144,6 +146,22 @@ class Client {
         auto invalid = [this](std::string message) {
             configuration_error_ = Error{.kind = ErrorKind::invalid_argument, .message = std::move(message)};
         };
+        // These go onto the request line and into header lines as they are.
+        const auto has_control = [](std::string_view text, bool space_too) {
+            return std::any_of(text.begin(), text.end(), [space_too](char c) {
+                const auto byte = static_cast<unsigned char>(c);
+                return byte < 0x20 || byte == 0x7f || (space_too && byte == ' ');
+            });
+        };
+        if (has_control(options_.base_url, true)) {
+            return invalid("ClientOptions::base_url contains a space or a control character");
+        }
+        if (has_control(options_.path_prefix, true)) {
+            return invalid("ClientOptions::path_prefix contains a space or a control character");
+        }
+        if (has_control(options_.user_agent, false)) {
+            return invalid("ClientOptions::user_agent contains a control character");
+        }
         auto origin = detail::parse_base_url(options_.base_url, options_.allow_insecure_http);
         if (!origin) {
             configuration_error_ = std::move(origin).error();
@@ -154,8 +172,8 @@ class Client {
             return invalid(
                 "no API key: set ClientOptions::api_key (options_from_environment reads PERPLEXITY_API_KEY)");
         }
-        if (options_.api_key.find_first_of("\r\n") != std::string::npos) {
-            return invalid("the API key contains a line break");
+        if (has_control(options_.api_key, true)) {
+            return invalid("the API key contains a space, a line break or another control character");
         }
         if (options_.max_connections == 0) {
             return invalid("ClientOptions::max_connections must be at least 1");
@@ -164,6 +182,9 @@ class Client {
             return invalid(
                 "ClientOptions::path_prefix must start with '/', e.g. \"/async/chat/completions\"");
         }
+        collection_target_ = origin_.base_path + options_.path_prefix;
+        common_headers_ = "Host: " + origin_.host_header + "\r\nAuthorization: Bearer " + options_.api_key +
+                          "\r\nAccept: application/json\r\nUser-Agent: " + options_.user_agent + "\r\n";
         if (!origin_.tls) {
             return;
         }
@@ -203,23 +224,11 @@ class Client {
         }
     }
 
-    std::string collection_target() const { return origin_.base_path + options_.path_prefix; }
+    const std::string& collection_target() const { return collection_target_; }
 
-    detail::HttpRequest make_request(boost::beast::http::verb verb, std::string target,
-                                     std::string body = {}) const {
-        namespace http = boost::beast::http;
-        detail::HttpRequest request{verb, target, 11};
-        request.set(http::field::host, origin_.host_header);
-        request.set(http::field::authorization, "Bearer " + options_.api_key);
-        request.set(http::field::accept, "application/json");
-        request.set(http::field::user_agent, options_.user_agent);
-        if (verb == http::verb::post) {
-            request.set(http::field::content_type, "application/json");
-            request.body() = std::move(body);
-        }
-        request.keep_alive(true);
-        request.prepare_payload();
-        return request;
+    detail::HttpRequest make_request(boost::beast::http::verb verb, std::string_view target,
+                                     std::string_view body = {}) const {
+        return detail::render_request(verb, target, common_headers_, body);
     }
 
     using Clock = std::chrono::steady_clock;
@@ -278,7 +287,7 @@ class Client {
                 Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
         }
         const detail::HttpRequest http_request = make_request(
-            boost::beast::http::verb::get, collection_target() + "/" + detail::percent_encode(job_id));
+            boost::beast::http::verb::get, collection_target() + '/' + detail::percent_encode(job_id));
         auto response = co_await execute(Endpoint::get, http_request, true, deadline, progress, job_id);
         if (!response) {
             Error error = std::move(response).error();
@@ -598,9 +607,12 @@ class Client {
                           .message = "the deadline passes before pacing lets this request go"});
             }
             pacer.reserve(Clock::now());
-            if (const auto ec =
-                    co_await sleep_for(std::chrono::ceil<std::chrono::milliseconds>(slot - Clock::now()))) {
-                co_return unexpected(cancelled_error(ec));
+            // Most requests need no pacing; awaiting a sleep of zero would still cost a coroutine frame.
+            if (const auto wait = std::chrono::ceil<std::chrono::milliseconds>(slot - Clock::now());
+                wait > std::chrono::milliseconds(0)) {
+                if (const auto ec = co_await sleep_for(wait)) {
+                    co_return unexpected(cancelled_error(ec));
+                }
             }
             if (time_left(deadline) <= std::chrono::milliseconds(0)) {
                 co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
@@ -698,11 +710,9 @@ class Client {
 
     static Event request_event(Event::Kind kind, const detail::HttpRequest& request, std::string_view job_id,
                                unsigned attempt) {
-        const auto method = request.method_string();
-        const auto target = request.target();
         return Event{.kind = kind,
-                     .method = std::string_view(method.data(), method.size()),
-                     .target = std::string_view(target.data(), target.size()),
+                     .method = request.method_name(),
+                     .target = request.target(),
                      .job_id = job_id,
                      .attempt = attempt};
     }
@@ -932,6 +942,9 @@ class Client {
     ClientOptions options_;
     boost::asio::ssl::context tls_context_;
     detail::Origin origin_;
+    std::string collection_target_;
+    /// Host, Authorization, Accept and User-Agent lines, the same for every request. Holds the key.
+    std::string common_headers_;
     std::optional<Error> configuration_error_;
     std::mt19937_64 random_{random_seed()};
     detail::Pacer create_pacer_;

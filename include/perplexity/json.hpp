@@ -9,6 +9,7 @@
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -42,10 +43,16 @@ expected<T, Error> decode_value(boost::json::value& value, std::string_view what
 
 template <class T>
 expected<T, Error> parse_body(std::string_view body, std::string_view what) {
+    // The parsed tree only lives until its members are copied into T, so it is built in one arena, on
+    // the stack for a typical job body, instead of with an allocation for every key, string and
+    // container (which was most of the allocations of a poll). What outlives the parse (a completion's
+    // raw object) is copied out to the default resource when it is moved into the result.
+    unsigned char arena[4096];
+    boost::json::monotonic_resource resource(arena, sizeof arena);
     boost::system::error_code ec;
     boost::json::parse_options options;
     options.max_depth = 64;
-    boost::json::value value = boost::json::parse(body, ec, {}, options);
+    boost::json::value value = boost::json::parse(body, ec, &resource, options);
     if (ec) {
         return unexpected(Error{.kind = ErrorKind::decode,
                                 .message = std::string("the ") + std::string(what) +

@@ -14,11 +14,11 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <algorithm>
@@ -130,7 +130,8 @@ class Connection {
         tcp().expires_after(limits.timeout);
         auto [write_ec, written] = co_await std::visit(
             [&](auto& stream) {
-                return http::async_write(stream, request, asio::as_tuple(asio::use_awaitable));
+                return asio::async_write(stream, asio::buffer(request.wire),
+                                         asio::as_tuple(asio::use_awaitable));
             },
             stream_);
         if (write_ec) {

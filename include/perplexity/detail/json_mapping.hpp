@@ -144,11 +144,13 @@ struct JsonDecoder<ChatCompletion> {
         completion.citations = list_member<std::string>(object, "citations", at);
         completion.search_results = list_member<SearchResult>(object, "search_results", at);
         if (const json::value* images = object.if_contains("images"); images && !images->is_null()) {
-            completion.images = *images;
+            // Into the default resource: the parsed tree may live in a short-lived arena.
+            completion.images.emplace(*images, json::storage_ptr());
         }
         completion.related_questions = list_member<std::string>(object, "related_questions", at);
         completion.usage = optional_member<Usage>(object, "usage", at);
-        // Everything typed has been copied out; the object itself becomes the raw view without a copy.
+        // Everything typed has been copied out; the object itself becomes the raw view: moved when it
+        // was parsed into the default resource, copied out when it lives in parse_body's arena.
         completion.raw = std::move(object);
         return completion;
     }

@@ -194,7 +194,11 @@ struct JsonDecoder<double> {
 
 template <>
 struct JsonDecoder<json::value> {
-    static json::value decode(json::value& value, const JsonPath&) { return std::move(value); }
+    // Moved when the tree uses the default resource; copied into it when the tree lives in an arena
+    // that is gone once parsing ends (see parse_body).
+    static json::value decode(json::value& value, const JsonPath&) {
+        return json::value(std::move(value), json::storage_ptr());
+    }
 };
 
 template <class T>

@@ -20,7 +20,43 @@
 
 namespace perplexity::detail {
 
-using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+/// A request as it goes on the wire. Requests are written as one string rather than through Beast's
+/// serializer: the header lines are the same for every request of a Client, so they are rendered once
+/// (see `render_request`), and a poll then costs one allocation and one write instead of an allocation
+/// per field and a buffer sequence per line.
+struct HttpRequest {
+    boost::beast::http::verb method = boost::beast::http::verb::get;
+    /// The exact bytes sent: request line, headers, blank line, body.
+    std::string wire{};
+    std::size_t target_length = 0;
+
+    std::string_view method_name() const {
+        const auto name = boost::beast::http::to_string(method);
+        return {name.data(), name.size()};
+    }
+    /// The path and query, as written on the request line.
+    std::string_view target() const {
+        return std::string_view(wire).substr(method_name().size() + 1, target_length);
+    }
+};
+
+/// Renders a request. `common_headers` are complete header lines ("Name: value\r\n"), already checked
+/// to hold no line breaks inside values; `target` must be a valid, percent-encoded origin-form target.
+/// A body is sent as JSON with its length.
+inline HttpRequest render_request(boost::beast::http::verb method, std::string_view target,
+                                  std::string_view common_headers, std::string_view json_body = {}) {
+    HttpRequest request{.method = method, .target_length = target.size()};
+    const std::string_view name = request.method_name();
+    const std::string length = std::to_string(json_body.size());
+    std::string& wire = request.wire;
+    wire.reserve(name.size() + target.size() + common_headers.size() + json_body.size() + 64);
+    wire.append(name).append(" ").append(target).append(" HTTP/1.1\r\n").append(common_headers);
+    if (method == boost::beast::http::verb::post || !json_body.empty()) {
+        wire.append("Content-Type: application/json\r\nContent-Length: ").append(length).append("\r\n");
+    }
+    wire.append("\r\n").append(json_body);
+    return request;
+}
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 
 struct ExchangeLimits {
