@@ -53,9 +53,16 @@ options:
   --show-thinking      also print the model's <think> block
   -h, --help           show this help
 
-The API key is read from $PERPLEXITY_API_KEY.
-exit codes: 0 completed, 1 job failed, 2 usage or configuration error, 3 other error,
-            4 deadline passed (job still running), 5 interrupted
+Progress (status changes, retries) goes to stderr. Ctrl-C (SIGINT) or SIGTERM cancels the wait; the
+job keeps running on the API and its id is printed.
+
+environment:
+  PERPLEXITY_API_KEY   the API key (required)
+  PERPLEXITY_BASE_URL  the API base URL, overridden by --base-url
+
+exit codes: 0 completed, 1 job failed (its error message is printed), 2 usage or configuration error
+            (including no API key), 3 other error (network, TLS, HTTP status, unexpected body),
+            4 deadline passed (the job is still running; its id is printed), 5 interrupted
 )";
 
 struct Arguments {

@@ -76,6 +76,39 @@ check "a passed deadline exits 4 (got $code: $(cat "$workdir/err"))" [ "$code" -
 check "a passed deadline names the job and says it may still complete" \
     grep -q "may still complete.*\[job " "$workdir/err"
 
+# Ctrl-C while the job runs: exit 5, naming the job.
+PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 100 --base-url "$slow_url" --ca-file "$slow_dir/ca.pem" \
+    "a question to interrupt" >"$workdir/out" 2>"$workdir/err" &
+ask_pid=$!
+pids+=($ask_pid)
+for _ in $(seq 400); do
+    grep -q "^job .* IN_PROGRESS" "$workdir/err" && break
+    sleep 0.05
+done
+kill -INT "$ask_pid"
+wait "$ask_pid"
+code=$?
+check "an interrupted wait exits 5 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 5 ]
+check "an interrupted wait names the job" grep -q "cancelled.*\[job " "$workdir/err"
+
+# The environment alone is enough: PERPLEXITY_BASE_URL instead of --base-url.
+PERPLEXITY_API_KEY=test-key PERPLEXITY_BASE_URL="$url" "$ask" --poll-interval 0 --ca-file "$workdir/fast/ca.pem" \
+    "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "PERPLEXITY_BASE_URL is used (got $code: $(cat "$workdir/err"))" [ "$code" -eq 0 ]
+
+"$ask" --help >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "--help exits 0 (got $code)" [ "$code" -eq 0 ]
+check "--help lists every exit code" grep -q "5 interrupted" "$workdir/out"
+check "--help lists the environment" grep -q "PERPLEXITY_BASE_URL" "$workdir/out"
+check "--help lists the flags" grep -q -- "--show-thinking" "$workdir/out"
+
+"$ask" --no-such-flag "question" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "an unknown option exits 2 (got $code)" [ "$code" -eq 2 ]
+check "an unknown option is named" grep -q "unknown option --no-such-flag" "$workdir/err"
+
 PERPLEXITY_API_KEY= "$ask" "anything" >"$workdir/out" 2>"$workdir/err"
 code=$?
 check "no API key exits 2 (got $code)" [ "$code" -eq 2 ]
