@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -279,6 +280,15 @@ class LineFile {
             throw InputError{path + ": cannot open for appending: " + std::strerror(errno)};
         }
     }
+
+    /// Two runs appending to the same files would both create the questions neither has answered yet.
+    void lock_exclusively() {
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            throw InputError{path_ + ": " +
+                             (errno == EWOULDBLOCK ? std::string("in use by another batch run")
+                                                   : std::string("cannot lock: ") + std::strerror(errno))};
+        }
+    }
     LineFile(const LineFile&) = delete;
     LineFile& operator=(const LineFile&) = delete;
     ~LineFile() { ::close(fd_); }
@@ -323,8 +333,11 @@ std::string fresh_key() {
 /// Progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise (logs, pipes).
 class Progress {
   public:
-    Progress(std::size_t total, std::size_t already_done)
-        : terminal_(::isatty(STDERR_FILENO) == 1), total_(total), done_(already_done) {}
+    Progress(std::size_t total, std::size_t already_done, std::size_t already_failed)
+        : terminal_(::isatty(STDERR_FILENO) == 1),
+          total_(total),
+          done_(already_done),
+          failed_(already_failed) {}
 
     void started() {
         ++running_;
@@ -372,8 +385,8 @@ class Progress {
     bool terminal_;
     std::size_t total_;
     std::size_t done_;
+    std::size_t failed_;
     std::size_t running_ = 0;
-    std::size_t failed_ = 0;
 };
 
 /// Is this error final for the question? The API refused the request itself: asking again with the same
@@ -580,7 +593,6 @@ int main(int argc, char** argv) {
     }
     px::ClientOptions options = arguments->connection.client_options();
     options.create_requests_per_minute = arguments->creates_per_minute;
-    options.max_connections = std::max<std::size_t>(options.max_connections, arguments->concurrency);
 
     asio::io_context io;
     px::Client client(io.get_executor(), options);
@@ -592,9 +604,14 @@ int main(int argc, char** argv) {
     std::map<std::string, JournalEntry> journal_entries;
     std::size_t total = 0;
     std::size_t failed_before = 0;
+    std::optional<LineFile> journal, out;
     try {
         std::vector<Question> questions = read_questions(arguments->in);
         total = questions.size();
+        // Locked before anything is read, so that a second run cannot act on the same state.
+        journal.emplace(arguments->journal);
+        journal->lock_exclusively();
+        out.emplace(arguments->out);
         const std::map<std::string, std::string> answered = read_answered(arguments->out);
         journal_entries = read_journal(arguments->journal);
         for (Question& question : questions) {
@@ -609,16 +626,8 @@ int main(int argc, char** argv) {
         std::cerr << "batch: " << error.message << "\n";
         return usage_error;
     }
-    std::optional<LineFile> journal, out;
-    try {
-        journal.emplace(arguments->journal);
-        out.emplace(arguments->out);
-    } catch (const InputError& error) {
-        std::cerr << "batch: " << error.message << "\n";
-        return usage_error;
-    }
 
-    Progress progress(total, total - pending.size());
+    Progress progress(total, total - pending.size(), failed_before);
     if (pending.size() != total) {
         progress.say(std::to_string(total - pending.size()) + " of " + std::to_string(total) +
                      " questions already answered in " + arguments->out);

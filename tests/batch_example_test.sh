@@ -55,6 +55,10 @@ cp "$d/out.jsonl" "$d/out.before"
 run_batch "$d" "$url"
 check "a rerun of a finished batch exits 1 again (got $code)" [ "$code" -eq 1 ]
 check "a rerun of a finished batch writes nothing" cmp -s "$d/out.jsonl" "$d/out.before"
+# On a terminal (script(1) provides one), progress is a bar redrawn in place.
+PERPLEXITY_API_KEY=test-key script -qec "'$batch' --base-url '$url' --ca-file '$d/ca.pem' \
+    --in '$d/in.jsonl' --out '$d/out.jsonl'" /dev/null </dev/null >"$d/tty" 2>&1
+check "a progress bar on a terminal" grep -q $'\r\033\\[K\\[#*\\] 10/10 done, 0 running, 1 failed' "$d/tty"
 stop_simulator "$d"
 check "ten jobs were created (got $sim_jobs)" [ "$sim_jobs" = 10 ]
 check "ten creates were sent (got $sim_creates)" [ "$sim_creates" = 10 ]
@@ -92,6 +96,11 @@ PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$d/ca.pem" --i
 batch_pid=$!
 pids+=($batch_pid)
 check "the first four jobs are journaled" wait_for 30 has_job_lines "$d/out.jsonl.journal" 4
+PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$d/ca.pem" --in "$d/in.jsonl" \
+    --out "$d/out.jsonl" >/dev/null 2>"$d/err2"
+code=$?
+check "a second run on the same files exits 2 (got $code)" [ "$code" -eq 2 ]
+check "a second run on the same files says why" grep -q "in use by another batch run" "$d/err2"
 kill -INT "$batch_pid"
 wait "$batch_pid"
 code=$?
