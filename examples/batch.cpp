@@ -65,19 +65,19 @@ jobs already created are waited on again, and no question is ever created twice 
 each create's idempotency key, written before the create is sent).
 
 options:
-  --in FILE                the questions (required)
-  --out FILE               where answers are appended (required)
-  --journal FILE           the resume journal (default: the --out file name plus ".journal")
-  --concurrency N          questions in progress at once (default 4)
-  --creates-per-minute N   space creates evenly at this rate, e.g. your usage tier's limit
-                           (default 0: no spacing; a 429 still pauses all creates)
-  --deadline SECONDS       for the whole batch: stop waiting when it passes; unfinished jobs keep
-                           running and the next run picks them up (default: none; each job's wait
-                           still ends after 30 minutes)
-  --model NAME             model to use (default: sonar-deep-research)
+  --in FILE              the questions (required)
+  --out FILE             where answers are appended (required)
+  --journal FILE         the resume journal (default: the --out file name plus ".journal")
+  --concurrency N        questions in progress at once (default 4)
+  --creates-per-minute N space creates evenly at this rate, e.g. your usage tier's limit
+                         (default 0: no spacing; a 429 still pauses all creates)
+  --deadline SECONDS     for the whole batch: stop waiting when it passes; unfinished jobs keep
+                         running and the next run picks them up (default: none; each job's wait
+                         still ends after 30 minutes)
+  --model NAME           model to use (default: sonar-deep-research)
 )";
 
-constexpr std::string_view usage_tail = R"(  -h, --help               show this help
+constexpr std::string_view usage_tail = R"(  -h, --help             show this help
 
 Progress goes to stderr: a bar on a terminal, one line per event otherwise.
 

@@ -53,18 +53,18 @@ Answers: 400 bad JSON or no question, 413 body too large, 503 too many jobs in f
 retry-after), 502 the API could not be reached or refused.
 
 options:
-  --listen ADDR:PORT       where to listen (default 127.0.0.1:8080); port 0 picks a free one. The
-                           first line on stdout is "listening on http://ADDR:PORT".
-  --max-in-flight N        jobs being created or waited on at once; more get 503 (default 64)
-  --max-body BYTES         largest request body accepted (default 16384)
-  --keep-finished N        finished questions remembered for GET, oldest forgotten first
-                           (default 1000)
-  --creates-per-minute N   space creates evenly at this rate (default 0: no spacing)
-  --deadline SECONDS       per job: stop waiting after this long and report an error (default 1800)
-  --model NAME             model to use (default: sonar-deep-research)
+  --listen ADDR:PORT     where to listen (default 127.0.0.1:8080); port 0 picks a free one. The
+                         first line on stdout is "listening on http://ADDR:PORT".
+  --max-in-flight N      jobs being created or waited on at once; more get 503 (default 64)
+  --max-body BYTES       largest request body accepted (default 16384)
+  --keep-finished N      finished questions remembered for GET, oldest forgotten first
+                         (default 1000)
+  --creates-per-minute N space creates evenly at this rate (default 0: no spacing)
+  --deadline SECONDS     per job: stop waiting after this long and report an error (default 1800)
+  --model NAME           model to use (default: sonar-deep-research)
 )";
 
-constexpr std::string_view usage_tail = R"(  -h, --help               show this help
+constexpr std::string_view usage_tail = R"(  -h, --help             show this help
 
 SIGINT or SIGTERM stops the service: it stops accepting, cancels the waits (the jobs keep running
 on the API) and exits 0.
