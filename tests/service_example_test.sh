@@ -28,6 +28,7 @@ request() {  # request METHOD PATH [BODY [HEADER]]: sets status and body
     body=$(cat "$workdir/body")
 }
 id_of() { sed -n 's/.*"id":"\([^"]*\)".*/\1/p' <<<"$1"; }
+accepted_as() { [ "$status" = 202 ] && [ "$(id_of "$body")" = "$1" ]; }  # accepted_as ID: the last answer
 has_status() {  # has_status ID STATUS: GET shows STATUS
     request GET "/questions/$1"
     grep -q "\"status\":\"$2\"" <<<"$body"
@@ -84,8 +85,13 @@ check "the API saw one job per distinct question (got $sim_jobs)" [ "$sim_jobs" 
 d="$workdir/slow"
 start_simulator url "$d" --in-progress-ms 600000 || exit 1
 start_service svc "$d" "$url" --max-in-flight 2 || exit 1
-request POST /questions '{"question": "one"}'
+request POST /questions '{"question": "one"}' 'Idempotency-Key: key-one'
 check "first slow question accepted (got $status)" [ "$status" = 202 ]
+one=$(id_of "$body")
+request POST /questions '{"question": "one"}' 'Idempotency-Key: key-one'
+check "a repeated POST is accepted with the same job (got $status: $body)" accepted_as "$one"
+request GET /healthz
+check "a repeated POST does not start a second wait" grep -q '"in_flight":1,' <<<"$body"
 request POST /questions '{"question": "two"}'
 check "second slow question accepted (got $status)" [ "$status" = 202 ]
 request POST /questions '{"question": "three"}'
