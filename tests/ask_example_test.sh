@@ -4,39 +4,9 @@
 set -uo pipefail
 ask=$1
 sim=$2
-workdir=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
-
-start_simulator() {  # start_simulator URL_VARIABLE DIR SIM_ARGS...: sets URL_VARIABLE to the base URL
-    local variable=$1 dir=$2
-    shift 2
-    mkdir -p "$dir"
-    "$sim" --port 0 --cert-dir "$dir" --api-key test-key "$@" >"$dir/sim.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 400); do
-        local found
-        found=$(sed -n "1s/^listening on //p" "$dir/sim.log")
-        [ -n "$found" ] && { printf -v "$variable" "%s" "$found"; return 0; }
-        sleep 0.05
-    done
-    echo "simulator did not start: $(cat "$dir/sim.log")" >&2
-    return 1
-}
+source "$(dirname "$0")/example_lib.sh"
 
 start_simulator url "$workdir/fast" || exit 1
-failures=0
-passes=0
-check() {  # check DESCRIPTION CONDITION...
-    local description=$1
-    shift
-    if "$@"; then
-        passes=$((passes + 1))
-    else
-        echo "FAILED: $description"
-        failures=$((failures + 1))
-    fi
-}
 run_ask() {  # run_ask KEY ARGS... -> sets code, out, err
     PERPLEXITY_API_KEY=$1 "$ask" --poll-interval 0 --base-url "$url" --ca-file "$workdir/fast/ca.pem" "${@:2}" \
         >"$workdir/out" 2>"$workdir/err"
@@ -81,10 +51,7 @@ PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 100 --base-url "$slow_url" --
     "a question to interrupt" >"$workdir/out" 2>"$workdir/err" &
 ask_pid=$!
 pids+=($ask_pid)
-for _ in $(seq 400); do
-    grep -q "^job .* IN_PROGRESS" "$workdir/err" && break
-    sleep 0.05
-done
+check "the job runs before the interrupt" wait_for 20 grep -q "^job .* IN_PROGRESS" "$workdir/err"
 kill -INT "$ask_pid"
 wait "$ask_pid"
 code=$?
@@ -118,5 +85,4 @@ check "no API key says so" grep -q "PERPLEXITY_API_KEY is not set" "$workdir/err
 code=$?
 check "no question exits 2" [ "$code" -eq 2 ]
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
