@@ -503,6 +503,8 @@ class Batch {
             options.idempotency_key = key;
             options.on_created = [this, &question, key](const px::Job& job) {
                 entries_[question.id].job_id = job.id;
+                // Should this line be lost, the rerun sends the create again with the key, which answers
+                // with this same job.
                 journal_.append({{"id", question.id}, {"idempotency_key", key}, {"job_id", job.id}});
                 progress_.say(question.id + ": created job " + job.id);
             };

@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -57,6 +58,7 @@ options:
                          first line on stdout is "listening on http://ADDR:PORT".
   --max-in-flight N      jobs being created or waited on at once; more get 503 (default 64)
   --max-body BYTES       largest request body accepted (default 16384)
+  --max-connections N    open client connections at once; more are closed at once (default 256)
   --keep-finished N      finished questions remembered for GET, oldest forgotten first
                          (default 1000)
   --creates-per-minute N space creates evenly at this rate (default 0: no spacing)
@@ -76,6 +78,7 @@ struct Arguments {
     std::string listen = "127.0.0.1:8080";
     std::size_t max_in_flight = 64;
     std::size_t max_body = 16 * 1024;
+    std::size_t max_connections = 256;
     std::size_t keep_finished = 1000;
     unsigned creates_per_minute = 0;
     std::chrono::seconds deadline{1800};
@@ -100,12 +103,15 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             if (value) {
                 (word == "--listen" ? arguments.listen : arguments.model) = *value;
             }
-        } else if (word == "--max-in-flight" || word == "--max-body" || word == "--keep-finished") {
+        } else if (word == "--max-in-flight" || word == "--max-body" || word == "--max-connections" ||
+                   word == "--keep-finished") {
             const auto n = flags.number(1);
             bad = !n;
-            (word == "--max-in-flight" ? arguments.max_in_flight
-             : word == "--max-body"    ? arguments.max_body
-                                       : arguments.keep_finished) = static_cast<std::size_t>(n.value_or(1));
+            (word == "--max-in-flight"     ? arguments.max_in_flight
+             : word == "--max-body"        ? arguments.max_body
+             : word == "--max-connections" ? arguments.max_connections
+                                           : arguments.keep_finished) =
+                static_cast<std::size_t>(n.value_or(1));
         } else if (word == "--creates-per-minute") {
             const auto n = flags.number(0, 1000000);
             bad = !n;
@@ -231,7 +237,13 @@ class Service {
             if (stopping_) {
                 break;
             }
-            if (!ec) {
+            if (ec) {
+                // Out of descriptors and the like: pause instead of spinning on the error.
+                asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+                co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            } else if (connections_.size() >= arguments_.max_connections) {
+                socket.close(ec);  // each connection costs a coroutine and buffers: bounded too
+            } else {
                 asio::co_spawn(io_, serve(std::move(socket)), report_exception);
             }
         }

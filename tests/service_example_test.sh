@@ -103,6 +103,18 @@ check "SIGINT stops the service while jobs are waited on" wait_for 10 bash -c "!
 wait "$service_pid"
 check "and it exits 0" [ $? -eq 0 ]
 
+# Connections are bounded too: with one held open, the next is closed without an answer.
+start_service svc "$d" "$url" --max-connections 1 || exit 1
+port=${svc##*:}
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+request GET /healthz
+check "a connection over --max-connections is closed (got $status)" [ "$status" = 000 ]
+exec 3>&-
+healthy() { request GET /healthz && [ "$status" = 200 ]; }
+check "once it is closed, the next connection is served" wait_for 10 healthy
+kill -TERM "$service_pid"
+wait "$service_pid"
+
 "$service" --help >"$workdir/help"
 check "--help lists the endpoints" grep -q "GET /questions/ID" "$workdir/help"
 "$service" --listen nonsense 2>/dev/null
