@@ -6,7 +6,7 @@
 // Exit codes: 0 the job completed, 1 the job FAILED, 2 bad usage or configuration, 3 any other error
 // (network, TLS, HTTP status, unexpected body), 4 the deadline passed with the job still running,
 // 5 interrupted (Ctrl-C) while waiting.
-#include <perplexity/async.hpp>
+#include "example_support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -44,88 +44,64 @@ Submits QUESTION as an async chat completion job, polls it until it ends, and pr
 citations and its cost.
 
 options:
-  --base-url URL       API base URL (default: $PERPLEXITY_BASE_URL or https://api.perplexity.ai)
-  --ca-file FILE       trust the certificate authorities in FILE instead of the system store
-  --model NAME         model to use (default: sonar-deep-research)
-  --deadline SECONDS   give up waiting after this long (default: 1800); the job may still complete
-  --poll-interval MS   fixed time between polls in milliseconds (default: growing from 1 s to 15 s)
-  --json               print the final job as JSON instead of text
-  --show-thinking      also print the model's <think> block
-  -h, --help           show this help
+  --model NAME           model to use (default: sonar-deep-research)
+  --deadline SECONDS     give up waiting after this long (default: 1800); the job may still complete
+  --json                 print the final job as JSON instead of text
+  --show-thinking        also print the model's <think> block
+)";
 
-The API key is read from $PERPLEXITY_API_KEY.
-exit codes: 0 completed, 1 job failed, 2 usage or configuration error, 3 other error,
-            4 deadline passed (job still running), 5 interrupted
+constexpr std::string_view usage_tail = R"(  -h, --help             show this help
+
+Progress (status changes, retries) goes to stderr. Ctrl-C (SIGINT) or SIGTERM cancels the wait; the
+job keeps running on the API and its id is printed.
+
+exit codes: 0 completed, 1 job failed (its error message is printed), 2 usage or configuration error
+            (including no API key), 3 other error (network, TLS, HTTP status, unexpected body),
+            4 deadline passed (the job is still running; its id is printed), 5 interrupted
 )";
 
 struct Arguments {
-    std::optional<std::string> base_url;
-    std::optional<std::string> ca_file;
+    examples::ConnectionFlags connection{};
     std::string model = "sonar-deep-research";
-    std::optional<std::chrono::milliseconds> poll_interval;
     std::chrono::seconds deadline{1800};
     bool json = false;
     bool show_thinking = false;
-    std::string question;
+    std::string question{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
     Arguments arguments;
-    std::vector<std::string_view> words(argv + 1, argv + argc);
-    for (std::size_t i = 0; i < words.size(); ++i) {
-        const std::string_view word = words[i];
-        auto value = [&]() -> std::optional<std::string> {
-            if (i + 1 >= words.size()) {
-                std::cerr << "ask: " << word << " needs a value\n";
-                return std::nullopt;
-            }
-            return std::string(words[++i]);
-        };
-        if (word == "-h" || word == "--help") {
-            std::cout << usage;
+    examples::Flags flags("ask", argc, argv);
+    while (flags.next()) {
+        const std::string_view word = flags.word();
+        bool bad = false;
+        if (arguments.connection.parse(flags, bad)) {
+            // handled
+        } else if (word == "-h" || word == "--help") {
+            std::cout << usage << examples::connection_flags_help << usage_tail << "\n"
+                      << examples::environment_help;
             std::exit(completed);
-        } else if (word == "--base-url") {
-            if (!(arguments.base_url = value())) {
-                return std::nullopt;
-            }
-        } else if (word == "--ca-file") {
-            if (!(arguments.ca_file = value())) {
-                return std::nullopt;
-            }
         } else if (word == "--model") {
-            auto model = value();
-            if (!model) {
-                return std::nullopt;
-            }
-            arguments.model = *model;
-        } else if (word == "--poll-interval") {
-            auto interval = value();
-            char* end = nullptr;
-            const long milliseconds = interval ? std::strtol(interval->c_str(), &end, 10) : -1;
-            if (!interval || *end != '\0' || milliseconds < 0) {
-                std::cerr << "ask: --poll-interval takes a number of milliseconds\n";
-                return std::nullopt;
-            }
-            arguments.poll_interval = std::chrono::milliseconds(milliseconds);
+            const auto model = flags.value();
+            bad = !model;
+            arguments.model = model.value_or("");
         } else if (word == "--deadline") {
-            auto seconds_text = value();
-            char* end = nullptr;
-            const long seconds = seconds_text ? std::strtol(seconds_text->c_str(), &end, 10) : -1;
-            if (!seconds_text || *end != '\0' || seconds <= 0) {
-                std::cerr << "ask: --deadline takes a positive number of seconds\n";
-                return std::nullopt;
-            }
-            arguments.deadline = std::chrono::seconds(seconds);
+            const auto seconds = flags.number(1);
+            bad = !seconds;
+            arguments.deadline = std::chrono::seconds(seconds.value_or(1));
         } else if (word == "--json") {
             arguments.json = true;
         } else if (word == "--show-thinking") {
             arguments.show_thinking = true;
         } else if (word.starts_with("--")) {
-            std::cerr << "ask: unknown option " << word << "\n";
+            flags.unknown();
             return std::nullopt;
         } else {
             arguments.question += arguments.question.empty() ? "" : " ";
             arguments.question += word;
+        }
+        if (bad) {
+            return std::nullopt;
         }
     }
     if (arguments.question.empty()) {
@@ -178,12 +154,8 @@ void print_progress(const px::ProgressEvent& event) {
 asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
     px::ChatRequest request{.model = arguments.model,
                             .messages = {{.role = "user", .content = arguments.question}}};
-    px::PollPolicy poll = client.options().poll;
+    px::PollPolicy poll = client.options().poll;  // --poll-interval is already in it
     poll.deadline = arguments.deadline;
-    if (arguments.poll_interval) {
-        poll.first_delay = poll.max_delay = *arguments.poll_interval;
-        poll.jitter = 0;
-    }
     auto job = co_await client.run(request, {.poll = poll, .on_progress = print_progress});
     if (!job) {
         const px::Error& error = job.error();
@@ -221,24 +193,9 @@ int main(int argc, char** argv) {
         std::cerr << "run 'ask --help' for usage\n";
         return usage_error;
     }
-    px::ClientOptions options = px::options_from_environment();
-    if (arguments->base_url) {
-        options.base_url = *arguments->base_url;
-    }
-    if (arguments->ca_file) {
-        options.ca_file = *arguments->ca_file;
-    }
-    if (options.api_key.empty()) {
-        std::cerr
-            << "ask: PERPLEXITY_API_KEY is not set. Export your API key, or point --base-url at a local "
-               "perplexity-sim and set PERPLEXITY_API_KEY to its key (examples/run-ask does both).\n";
-        return usage_error;
-    }
-
     asio::io_context io;
-    px::Client client(io.get_executor(), options);
-    if (const auto& problem = client.configuration_error()) {
-        std::cerr << "ask: " << *problem << "\n";
+    px::Client client(io.get_executor(), arguments->connection.client_options());
+    if (!examples::usable("ask", client)) {
         return usage_error;
     }
     int exit_code = other_error;

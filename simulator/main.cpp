@@ -193,9 +193,11 @@ int main(int argc, char** argv) {
 
         io.run();
 
+        // Scripts read the counts, e.g. to check that a resumed client created no job twice.
         const auto stats = simulator.stats();
         std::cerr << "perplexity-sim: stopped after " << stats.connections_accepted << " connections, "
-                  << stats.requests << " requests, " << stats.jobs_created << " jobs\n";
+                  << stats.requests << " requests, " << stats.jobs_created << " jobs, "
+                  << stats.creates_received << " creates received\n";
         return EXIT_SUCCESS;
     } catch (const std::exception& e) {
         std::cerr << "perplexity-sim: " << e.what() << '\n';

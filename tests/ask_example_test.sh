@@ -4,39 +4,9 @@
 set -uo pipefail
 ask=$1
 sim=$2
-workdir=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$workdir"' EXIT
-
-start_simulator() {  # start_simulator URL_VARIABLE DIR SIM_ARGS...: sets URL_VARIABLE to the base URL
-    local variable=$1 dir=$2
-    shift 2
-    mkdir -p "$dir"
-    "$sim" --port 0 --cert-dir "$dir" --api-key test-key "$@" >"$dir/sim.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 400); do
-        local found
-        found=$(sed -n "1s/^listening on //p" "$dir/sim.log")
-        [ -n "$found" ] && { printf -v "$variable" "%s" "$found"; return 0; }
-        sleep 0.05
-    done
-    echo "simulator did not start: $(cat "$dir/sim.log")" >&2
-    return 1
-}
+source "$(dirname "$0")/example_lib.sh"
 
 start_simulator url "$workdir/fast" || exit 1
-failures=0
-passes=0
-check() {  # check DESCRIPTION CONDITION...
-    local description=$1
-    shift
-    if "$@"; then
-        passes=$((passes + 1))
-    else
-        echo "FAILED: $description"
-        failures=$((failures + 1))
-    fi
-}
 run_ask() {  # run_ask KEY ARGS... -> sets code, out, err
     PERPLEXITY_API_KEY=$1 "$ask" --poll-interval 0 --base-url "$url" --ca-file "$workdir/fast/ca.pem" "${@:2}" \
         >"$workdir/out" 2>"$workdir/err"
@@ -76,6 +46,36 @@ check "a passed deadline exits 4 (got $code: $(cat "$workdir/err"))" [ "$code" -
 check "a passed deadline names the job and says it may still complete" \
     grep -q "may still complete.*\[job " "$workdir/err"
 
+# Ctrl-C while the job runs: exit 5, naming the job.
+PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 100 --base-url "$slow_url" --ca-file "$slow_dir/ca.pem" \
+    "a question to interrupt" >"$workdir/out" 2>"$workdir/err" &
+ask_pid=$!
+pids+=($ask_pid)
+check "the job runs before the interrupt" wait_for 20 grep -q "^job .* IN_PROGRESS" "$workdir/err"
+kill -INT "$ask_pid"
+wait "$ask_pid"
+code=$?
+check "an interrupted wait exits 5 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 5 ]
+check "an interrupted wait names the job" grep -q "cancelled.*\[job " "$workdir/err"
+
+# The environment alone is enough: PERPLEXITY_BASE_URL instead of --base-url.
+PERPLEXITY_API_KEY=test-key PERPLEXITY_BASE_URL="$url" "$ask" --poll-interval 0 --ca-file "$workdir/fast/ca.pem" \
+    "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "PERPLEXITY_BASE_URL is used (got $code: $(cat "$workdir/err"))" [ "$code" -eq 0 ]
+
+"$ask" --help >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "--help exits 0 (got $code)" [ "$code" -eq 0 ]
+check "--help lists every exit code" grep -q "5 interrupted" "$workdir/out"
+check "--help lists the environment" grep -q "PERPLEXITY_BASE_URL" "$workdir/out"
+check "--help lists the flags" grep -q -- "--show-thinking" "$workdir/out"
+
+"$ask" --no-such-flag "question" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "an unknown option exits 2 (got $code)" [ "$code" -eq 2 ]
+check "an unknown option is named" grep -q "unknown option --no-such-flag" "$workdir/err"
+
 PERPLEXITY_API_KEY= "$ask" "anything" >"$workdir/out" 2>"$workdir/err"
 code=$?
 check "no API key exits 2 (got $code)" [ "$code" -eq 2 ]
@@ -85,5 +85,4 @@ check "no API key says so" grep -q "PERPLEXITY_API_KEY is not set" "$workdir/err
 code=$?
 check "no question exits 2" [ "$code" -eq 2 ]
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

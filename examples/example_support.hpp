@@ -1,0 +1,150 @@
+// What the example programs share: reading flags, and turning them into ClientOptions and a PollPolicy.
+// Deliberately small; each program keeps its own usage text and exit codes.
+#pragma once
+
+#include <perplexity/async.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace examples {
+
+namespace px = perplexity;
+
+/// Walks argv. Each `value()` or number reader reports its own problem on stderr, prefixed with the
+/// program's name, and returns nullopt, so a parser can stop at the first bad flag.
+class Flags {
+  public:
+    Flags(std::string_view program, int argc, char** argv)
+        : program_(program), words_(argv + 1, argv + argc) {}
+
+    bool next() { return ++index_ < words_.size(); }
+    std::string_view word() const { return words_[index_]; }
+
+    std::optional<std::string> value() {
+        if (index_ + 1 >= words_.size()) {
+            std::cerr << program_ << ": " << word() << " needs a value\n";
+            return std::nullopt;
+        }
+        return std::string(words_[++index_]);
+    }
+
+    /// A whole number in [minimum, maximum].
+    std::optional<long> number(long minimum, long maximum = 1L << 40) {
+        const std::string_view flag = word();
+        const auto text = value();
+        if (!text) {
+            return std::nullopt;
+        }
+        long parsed = 0;
+        const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), parsed);
+        if (text->empty() || ec != std::errc{} || end != text->data() + text->size() || parsed < minimum ||
+            parsed > maximum) {
+            std::cerr << program_ << ": " << flag << " takes a whole number from " << minimum
+                      << (maximum == (1L << 40) ? std::string(" up") : " to " + std::to_string(maximum))
+                      << ", not '" << *text << "'\n";
+            return std::nullopt;
+        }
+        return parsed;
+    }
+
+    void unknown() const { std::cerr << program_ << ": unknown option " << word() << "\n"; }
+
+  private:
+    std::string_view program_;
+    std::vector<std::string_view> words_;
+    std::size_t index_ = static_cast<std::size_t>(-1);
+};
+
+/// The flags every example understands, applied over the environment.
+struct ConnectionFlags {
+    std::optional<std::string> base_url{};
+    std::optional<std::string> ca_file{};
+    std::optional<std::chrono::milliseconds> poll_interval{};
+
+    /// Handles the flag under the cursor if it is one of these. Returns false when it is not; sets
+    /// `bad` when it is but its value is unusable.
+    bool parse(Flags& flags, bool& bad) {
+        const std::string_view word = flags.word();
+        if (word == "--base-url") {
+            bad = !(base_url = flags.value());
+        } else if (word == "--ca-file") {
+            bad = !(ca_file = flags.value());
+        } else if (word == "--poll-interval") {
+            const auto milliseconds = flags.number(0);
+            bad = !milliseconds;
+            if (milliseconds) {
+                poll_interval = std::chrono::milliseconds(*milliseconds);
+            }
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    /// `options_from_environment()` first, so every variable it reads applies, then the flags.
+    px::ClientOptions client_options() const {
+        px::ClientOptions options = px::options_from_environment();
+        if (base_url) {
+            options.base_url = *base_url;
+        }
+        if (ca_file) {
+            options.ca_file = *ca_file;
+        }
+        if (poll_interval) {
+            options.poll.first_delay = options.poll.max_delay = *poll_interval;
+            options.poll.jitter = 0;
+        }
+        return options;
+    }
+};
+
+inline constexpr std::string_view connection_flags_help =
+    R"(  --base-url URL         API base URL (default: $PERPLEXITY_BASE_URL, else https://api.perplexity.ai)
+  --ca-file FILE         trust the certificate authorities in FILE instead of the system store
+  --poll-interval MS     fixed time between polls in milliseconds (default: growing from 1 s to 15 s)
+)";
+
+inline constexpr std::string_view environment_help =
+    R"(environment:
+  PERPLEXITY_API_KEY     the API key (required)
+  PERPLEXITY_BASE_URL    the API base URL, overridden by --base-url
+)";
+
+/// Checks what a Client would refuse, with a hint for the commonest mistake. Prints and returns false
+/// when the options are unusable.
+inline bool usable(std::string_view program, const px::Client& client) {
+    if (client.options().api_key.empty()) {
+        std::cerr << program
+                  << ": PERPLEXITY_API_KEY is not set. Export your API key, or point --base-url at a local "
+                     "perplexity-sim and set PERPLEXITY_API_KEY to its key.\n";
+        return false;
+    }
+    if (const auto& problem = client.configuration_error()) {
+        std::cerr << program << ": " << *problem << "\n";
+        return false;
+    }
+    return true;
+}
+
+/// The answer of a completed job without its <think> block.
+inline std::string answer_of(const px::Job& job) {
+    if (!job.response) {
+        return {};
+    }
+    const std::string text = job.response->text();
+    return std::string(px::split_thinking(text).answer);
+}
+
+inline px::ChatRequest question_request(std::string model, std::string question) {
+    return px::ChatRequest{.model = std::move(model),
+                           .messages = {{.role = "user", .content = std::move(question)}}};
+}
+
+}  // namespace examples

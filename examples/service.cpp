@@ -1,0 +1,504 @@
+// service: a small HTTP service in front of the API. Clients POST a question and get a job id at once;
+// the service waits on the job in the background with one shared Client, and clients GET its state.
+//
+//   service --listen 127.0.0.1:8080
+//   curl -d '{"question": "How many moons has Mars?"}' http://127.0.0.1:8080/questions
+//   curl http://127.0.0.1:8080/questions/JOB_ID
+//
+// One thread and one io_context serve everything: the Client is not thread-safe, and a single thread
+// keeps up with thousands of waiting jobs (they cost a timer each while they sleep).
+#include "example_support.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <csignal>
+#include <deque>
+#include <iostream>
+#include <list>
+#include <map>
+#include <set>
+#include <string>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+namespace px = perplexity;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+enum ExitCode { stopped = 0, start_failed = 1, usage_error = 2 };
+
+constexpr std::string_view usage = R"(usage: service [options]
+
+An HTTP service that asks the API on behalf of its clients:
+  POST /questions        {"question": "..."} -> 202 {"id": JOB_ID, "status": ...} once the job is
+                         created; an Idempotency-Key header is passed on to the API, so a client that
+                         repeats its POST gets the same job
+  GET /questions/ID      {"id", "status", "question", and "answer" or "error" when it ended}; 404
+                         for an id this service does not know
+  GET /healthz           {"status": "ok", "in_flight": N}
+Answers: 400 bad JSON or no question, 413 body too large, 503 too many jobs in flight (with
+retry-after), 502 the API could not be reached or refused.
+
+options:
+  --listen ADDR:PORT     where to listen (default 127.0.0.1:8080); port 0 picks a free one. The
+                         first line on stdout is "listening on http://ADDR:PORT".
+  --max-in-flight N      jobs being created or waited on at once; more get 503 (default 64)
+  --max-body BYTES       largest request body accepted (default 16384)
+  --max-connections N    open client connections at once; more are closed at once (default 256)
+  --keep-finished N      finished questions remembered for GET, oldest forgotten first
+                         (default 1000)
+  --creates-per-minute N space creates evenly at this rate (default 0: no spacing)
+  --deadline SECONDS     per job: stop waiting after this long and report an error (default 1800)
+  --model NAME           model to use (default: sonar-deep-research)
+)";
+
+constexpr std::string_view usage_tail = R"(  -h, --help             show this help
+
+SIGINT or SIGTERM stops the service: it stops accepting, cancels the waits (the jobs keep running
+on the API) and exits 0.
+exit codes: 0 stopped by a signal, 1 could not listen, 2 usage or configuration error
+)";
+
+struct Arguments {
+    examples::ConnectionFlags connection{};
+    std::string listen = "127.0.0.1:8080";
+    std::size_t max_in_flight = 64;
+    std::size_t max_body = 16 * 1024;
+    std::size_t max_connections = 256;
+    std::size_t keep_finished = 1000;
+    unsigned creates_per_minute = 0;
+    std::chrono::seconds deadline{1800};
+    std::string model = "sonar-deep-research";
+};
+
+std::optional<Arguments> parse_arguments(int argc, char** argv) {
+    Arguments arguments;
+    examples::Flags flags("service", argc, argv);
+    while (flags.next()) {
+        const std::string_view word = flags.word();
+        bool bad = false;
+        if (arguments.connection.parse(flags, bad)) {
+            // handled
+        } else if (word == "-h" || word == "--help") {
+            std::cout << usage << examples::connection_flags_help << usage_tail << "\n"
+                      << examples::environment_help;
+            std::exit(stopped);
+        } else if (word == "--listen" || word == "--model") {
+            const auto value = flags.value();
+            bad = !value;
+            if (value) {
+                (word == "--listen" ? arguments.listen : arguments.model) = *value;
+            }
+        } else if (word == "--max-in-flight" || word == "--max-body" || word == "--max-connections" ||
+                   word == "--keep-finished") {
+            const auto n = flags.number(1);
+            bad = !n;
+            (word == "--max-in-flight"     ? arguments.max_in_flight
+             : word == "--max-body"        ? arguments.max_body
+             : word == "--max-connections" ? arguments.max_connections
+                                           : arguments.keep_finished) =
+                static_cast<std::size_t>(n.value_or(1));
+        } else if (word == "--creates-per-minute") {
+            const auto n = flags.number(0, 1000000);
+            bad = !n;
+            arguments.creates_per_minute = static_cast<unsigned>(n.value_or(0));
+        } else if (word == "--deadline") {
+            const auto n = flags.number(1);
+            bad = !n;
+            arguments.deadline = std::chrono::seconds(n.value_or(1));
+        } else {
+            flags.unknown();
+            return std::nullopt;
+        }
+        if (bad) {
+            return std::nullopt;
+        }
+    }
+    return arguments;
+}
+
+std::optional<tcp::endpoint> parse_endpoint(const std::string& text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) {
+        return std::nullopt;
+    }
+    std::string host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(host, ec);
+    unsigned long port = 0;
+    const std::string port_text = text.substr(colon + 1);
+    const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec || port_text.empty() || error != std::errc{} || end != port_text.data() + port_text.size() ||
+        port > 65535) {
+        return std::nullopt;
+    }
+    return tcp::endpoint(address, static_cast<unsigned short>(port));
+}
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+Response json_response(http::status status, const json::object& body) {
+    Response response{status, 11};
+    response.set(http::field::content_type, "application/json");
+    response.set(http::field::server, "perplexity-async-example");
+    response.body() = json::serialize(body) + "\n";
+    return response;
+}
+
+Response error_response(http::status status, std::string message) {
+    return json_response(status, {{"error", std::move(message)}});
+}
+
+/// Cancellation signals of the operations in progress, so that shutdown can cancel each of them.
+class Cancellations {
+  public:
+    using Handle = std::list<asio::cancellation_signal>::iterator;
+    Handle add() { return signals_.emplace(signals_.end()); }
+    void remove(Handle handle) { signals_.erase(handle); }
+    void cancel_all() {
+        for (auto& signal : signals_) {
+            signal.emit(asio::cancellation_type::terminal);
+        }
+    }
+
+  private:
+    std::list<asio::cancellation_signal> signals_;
+};
+
+/// What GET /questions/ID shows.
+struct Question {
+    std::string text{};
+    std::string status{};
+    std::optional<std::string> answer{};
+    std::optional<std::string> error{};
+};
+
+class Service {
+  public:
+    Service(asio::io_context& io, px::Client& client, const Arguments& arguments)
+        : io_(io), client_(client), arguments_(arguments), acceptor_(io) {}
+
+    /// Binds and listens; returns the address actually bound (the port is chosen when 0 was asked for).
+    tcp::endpoint listen(const tcp::endpoint& endpoint) {
+        acceptor_.open(endpoint.protocol());
+        acceptor_.set_option(tcp::acceptor::reuse_address(true));
+        acceptor_.bind(endpoint);
+        acceptor_.listen();
+        asio::co_spawn(io_, accept_loop(), report_exception);
+        return acceptor_.local_endpoint();
+    }
+
+    /// Stops accepting, cancels every create and wait, and closes the connections; io_context::run then
+    /// returns once their coroutines have unwound.
+    void stop() {
+        stopping_ = true;
+        boost::system::error_code ignored;
+        acceptor_.close(ignored);
+        cancellations_.cancel_all();
+        for (beast::tcp_stream* stream : connections_) {
+            stream->socket().close(ignored);
+        }
+    }
+
+  private:
+    static void report_exception(std::exception_ptr error) {
+        if (error) {
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+                std::cerr << "service: internal error: " << e.what() << "\n";
+            }
+        }
+    }
+
+    asio::awaitable<void> accept_loop() {
+        while (!stopping_) {
+            boost::system::error_code ec;
+            tcp::socket socket =
+                co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+            if (stopping_) {
+                break;
+            }
+            if (ec) {
+                // Out of descriptors and the like: pause instead of spinning on the error.
+                asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+                co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            } else if (connections_.size() >= arguments_.max_connections) {
+                socket.close(ec);  // each connection costs a coroutine and buffers: bounded too
+            } else {
+                asio::co_spawn(io_, serve(std::move(socket)), report_exception);
+            }
+        }
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket) {
+        beast::tcp_stream stream(std::move(socket));
+        connections_.insert(&stream);
+        beast::flat_buffer buffer;
+        for (;;) {
+            boost::system::error_code ec;
+            http::request_parser<http::string_body> parser;
+            parser.header_limit(8 * 1024);
+            parser.body_limit(arguments_.max_body);
+            // An idle or slow client cannot hold a connection for ever.
+            stream.expires_after(std::chrono::seconds(30));
+            co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+            Response response;
+            bool keep_alive = false;
+            if (ec == http::error::body_limit) {
+                response = error_response(
+                    http::status::payload_too_large,
+                    "the body is larger than " + std::to_string(arguments_.max_body) + " bytes");
+            } else if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+                       ec != http::error::end_of_stream && ec != http::error::partial_message) {
+                response = error_response(http::status::bad_request, "malformed HTTP request");
+            } else if (ec || stopping_) {
+                break;
+            } else {
+                Request request = parser.release();
+                response = co_await handle(request);
+                keep_alive = request.keep_alive() && !stopping_;
+                std::cerr << "service: " << request.method_string() << " " << request.target() << " -> "
+                          << response.result_int() << "\n";
+            }
+            response.keep_alive(keep_alive);
+            response.prepare_payload();
+            stream.expires_after(std::chrono::seconds(30));
+            co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec || !keep_alive) {
+                break;
+            }
+        }
+        connections_.erase(&stream);
+        boost::system::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+
+    asio::awaitable<Response> handle(const Request& request) {
+        const std::string_view target = request.target();
+        const std::string_view path = target.substr(0, target.find('?'));
+        constexpr std::string_view item_prefix = "/questions/";
+        if (path == "/healthz") {
+            if (request.method() != http::verb::get) {
+                co_return method_not_allowed("GET");
+            }
+            co_return json_response(
+                http::status::ok,
+                {{"status", "ok"}, {"in_flight", in_flight_}, {"known", questions_.size()}});
+        }
+        if (path == "/questions") {
+            if (request.method() != http::verb::post) {
+                co_return method_not_allowed("POST");
+            }
+            co_return co_await post_question(request);
+        }
+        if (path.starts_with(item_prefix) && path.size() > item_prefix.size()) {
+            if (request.method() != http::verb::get) {
+                co_return method_not_allowed("GET");
+            }
+            co_return get_question(std::string(path.substr(item_prefix.size())));
+        }
+        co_return error_response(http::status::not_found, "no such resource");
+    }
+
+    static Response method_not_allowed(const char* allowed) {
+        Response response = error_response(http::status::method_not_allowed, "method not allowed");
+        response.set(http::field::allow, allowed);
+        return response;
+    }
+
+    asio::awaitable<Response> post_question(const Request& request) {
+        boost::system::error_code ec;
+        const json::value body = json::parse(request.body(), ec);
+        const json::object* object = ec ? nullptr : body.if_object();
+        const json::value* question = object ? object->if_contains("question") : nullptr;
+        if (question == nullptr || !question->is_string() || question->as_string().empty()) {
+            co_return error_response(http::status::bad_request,
+                                     ec ? "the body is not JSON: " + ec.message()
+                                        : "expected a JSON object with a non-empty string \"question\"");
+        }
+        if (in_flight_ >= arguments_.max_in_flight) {
+            Response response = error_response(http::status::service_unavailable,
+                                               "too many questions in flight; try again shortly");
+            response.set(http::field::retry_after, "1");
+            co_return response;
+        }
+        std::optional<std::string> key;
+        if (const auto header = request.find("idempotency-key"); header != request.end()) {
+            key = std::string(header->value());
+        }
+        const std::string text(question->as_string());
+
+        ++in_flight_;  // counted from now, so concurrent POSTs cannot overshoot the limit while creating
+        const auto cancel = cancellations_.add();
+        auto created = co_await asio::co_spawn(
+            io_, client_.create(examples::question_request(arguments_.model, text), key),
+            asio::bind_cancellation_slot(cancel->slot(), asio::use_awaitable));
+        cancellations_.remove(cancel);
+        if (!created) {
+            --in_flight_;
+            const px::Error& error = created.error();
+            Response response =
+                error_response(error.kind == px::ErrorKind::rate_limited ? http::status::service_unavailable
+                                                                         : http::status::bad_gateway,
+                               "the API did not create the job: " + px::to_string(error));
+            if (error.kind == px::ErrorKind::rate_limited) {
+                response.set(http::field::retry_after, "5");
+            }
+            co_return response;
+        }
+        const std::string id = created->id;
+        if (stopping_) {
+            // cancel_all() has run: a wait started now would keep the service from stopping.
+            --in_flight_;
+            co_return json_response(http::status::service_unavailable,
+                                    {{"id", id}, {"error", "the service is stopping; the job was created"}});
+        }
+        if (questions_.contains(id)) {
+            // A repeated POST with the same Idempotency-Key: the API returned the job it made before,
+            // which a background wait already follows.
+            --in_flight_;
+        } else {
+            questions_[id] = Question{.text = text, .status = created->status_text};
+            wait_in_background(id);
+        }
+        const Question& known = questions_[id];
+        co_return json_response(http::status::accepted, {{"id", id}, {"status", known.status}});
+    }
+
+    Response get_question(const std::string& id) const {
+        const auto it = questions_.find(id);
+        if (it == questions_.end()) {
+            return error_response(http::status::not_found, "no question with id " + id);
+        }
+        const Question& question = it->second;
+        json::object body{{"id", id}, {"status", question.status}, {"question", question.text}};
+        if (question.answer) {
+            body["answer"] = *question.answer;
+        }
+        if (question.error) {
+            body["error"] = *question.error;
+        }
+        return json_response(http::status::ok, body);
+    }
+
+    /// Callback style on purpose: nothing awaits this wait, its completion handler files the result.
+    void wait_in_background(const std::string& id) {
+        px::PollPolicy poll = client_.options().poll;
+        poll.deadline = arguments_.deadline;
+        px::WaitOptions options{.poll = poll, .on_progress = [this, id](const px::ProgressEvent& event) {
+                                    if (event.kind == px::ProgressEvent::Kind::status_changed) {
+                                        questions_[id].status = event.job->status_text;
+                                    }
+                                }};
+        const auto cancel = cancellations_.add();
+        asio::co_spawn(io_, client_.wait(id, std::move(options)),
+                       asio::bind_cancellation_slot(
+                           cancel->slot(), [this, id, cancel](std::exception_ptr thrown,
+                                                              px::expected<px::Job, px::Error> result) {
+                               // Removed after this handler returns: the signal must outlive the
+                               // operation's use of its slot.
+                               asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
+                               --in_flight_;
+                               if (thrown) {
+                                   report_exception(thrown);
+                                   result = px::unexpected(px::Error{.message = "internal error"});
+                               }
+                               finish(id, result);
+                           }));
+    }
+
+    void finish(const std::string& id, const px::expected<px::Job, px::Error>& result) {
+        Question& question = questions_[id];
+        if (result) {
+            question.status = result->status_text;
+            question.answer = examples::answer_of(*result);
+        } else if (result.error().kind == px::ErrorKind::job_failed) {
+            question.status = "FAILED";
+            question.error = result.error().api_message;
+        } else {
+            // The job may still end on the API; this service just stopped following it.
+            question.status = "ERROR";
+            question.error = px::to_string(result.error());
+        }
+        finished_.push_back(id);
+        while (finished_.size() > arguments_.keep_finished) {
+            questions_.erase(finished_.front());
+            finished_.pop_front();
+        }
+    }
+
+    asio::io_context& io_;
+    px::Client& client_;
+    const Arguments& arguments_;
+    tcp::acceptor acceptor_;
+    std::map<std::string, Question> questions_;
+    std::deque<std::string> finished_;
+    std::set<beast::tcp_stream*> connections_;
+    Cancellations cancellations_;
+    std::size_t in_flight_ = 0;
+    bool stopping_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const auto arguments = parse_arguments(argc, argv);
+    if (!arguments) {
+        std::cerr << "run 'service --help' for usage\n";
+        return usage_error;
+    }
+    const auto endpoint = parse_endpoint(arguments->listen);
+    if (!endpoint) {
+        std::cerr << "service: --listen takes ADDRESS:PORT, e.g. 127.0.0.1:8080 or [::1]:0, not '"
+                  << arguments->listen << "'\n";
+        return usage_error;
+    }
+    px::ClientOptions options = arguments->connection.client_options();
+    options.create_requests_per_minute = arguments->creates_per_minute;
+
+    asio::io_context io;
+    px::Client client(io.get_executor(), options);
+    if (!examples::usable("service", client)) {
+        return usage_error;
+    }
+    Service service(io, client, *arguments);
+    // Before listening: a script may signal as soon as it has read the first line.
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec) {
+            std::cerr << "service: stopping\n";
+            service.stop();
+        }
+    });
+    try {
+        const tcp::endpoint bound = service.listen(*endpoint);
+        const auto address = bound.address();
+        std::cout << "listening on http://"
+                  << (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) << ":"
+                  << bound.port() << std::endl;
+    } catch (const boost::system::system_error& e) {
+        std::cerr << "service: cannot listen on " << arguments->listen << ": " << e.code().message() << "\n";
+        return start_failed;
+    }
+    io.run();
+    return stopped;
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Runs the `batch` example against real perplexity-sim processes: answers and statuses, input errors,
+# and resuming after SIGINT and after SIGKILL without creating any job twice.
+#   batch_example_test.sh BATCH_BINARY SIM_BINARY
+set -uo pipefail
+batch=$1
+sim=$2
+source "$(dirname "$0")/example_lib.sh"
+
+questions() {  # questions FILE N [FAIL_ID]: N questions q1..qN; FAIL_ID's job fails
+    local file=$1 n=$2 fail=${3:-}
+    : >"$file"
+    for i in $(seq "$n"); do
+        local marker=""
+        [ "q$i" = "$fail" ] && marker=" [[fail]]"
+        printf '{"id": "q%d", "question": "question number %d%s"}\n' "$i" "$i" "$marker" >>"$file"
+    done
+}
+lines_for() { grep -c "^{\"id\":\"$2\"," "$1"; }  # lines_for FILE ID
+each_once() {  # each_once FILE N: q1..qN each have exactly one line
+    local i
+    for i in $(seq "$2"); do
+        [ "$(lines_for "$1" "q$i")" -eq 1 ] || { echo "q$i: $(lines_for "$1" "q$i") lines in $1"; return 1; }
+    done
+}
+job_lines() { grep -c '"job_id"' "$1" 2>/dev/null; }
+has_job_lines() { [ "$(job_lines "$1")" -ge "$2" ]; }  # has_job_lines JOURNAL N
+run_batch() {  # run_batch DIR URL ARGS...: runs in the foreground, sets code
+    local dir=$1 url=$2
+    shift 2
+    PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$dir/ca.pem" --in "$dir/in.jsonl" \
+        --out "$dir/out.jsonl" --poll-interval 50 "$@" >"$dir/stdout" 2>"$dir/err"
+    code=$?
+}
+
+# 1. Ten questions, one failing: every id once, with its status; a rerun changes nothing.
+d="$workdir/basic"
+start_simulator url "$d" || exit 1
+questions "$d/in.jsonl" 10 q7
+run_batch "$d" "$url" --concurrency 3
+check "a batch with a failed job exits 1 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 1 ]
+check "every id is in out exactly once" each_once "$d/out.jsonl" 10
+check "out has nothing else" [ "$(wc -l <"$d/out.jsonl")" -eq 10 ]
+check "q7 FAILED with the job's error message" \
+    grep -q '^{"id":"q7","job_id":"[^"]*","status":"FAILED","error":"Internal error while processing request"}$' \
+    "$d/out.jsonl"
+check "the others COMPLETED with their own answer" \
+    [ "$(grep -c '"status":"COMPLETED","answer":"Simulated answer to \\"question number [0-9]*\\"' "$d/out.jsonl")" -eq 9 ]
+check "q3's answer is about q3" grep -q '^{"id":"q3",.*"answer":"Simulated answer to \\"question number 3\\"' "$d/out.jsonl"
+check "the journal has a key line and a job line per question" \
+    [ "$(grep -c '^{"id":"q[0-9]*","idempotency_key":"[^"]*"}$' "$d/out.jsonl.journal")" -eq 10 ]
+check "the journal has a job line per question" [ "$(job_lines "$d/out.jsonl.journal")" -eq 10 ]
+check "plain progress lines when stderr is not a terminal" grep -q '^batch: q7: FAILED \[' "$d/err"
+cp "$d/out.jsonl" "$d/out.before"
+run_batch "$d" "$url"
+check "a rerun of a finished batch exits 1 again (got $code)" [ "$code" -eq 1 ]
+check "a rerun of a finished batch writes nothing" cmp -s "$d/out.jsonl" "$d/out.before"
+# On a terminal (script(1) provides one), progress is a bar redrawn in place.
+PERPLEXITY_API_KEY=test-key script -qec "'$batch' --base-url '$url' --ca-file '$d/ca.pem' \
+    --in '$d/in.jsonl' --out '$d/out.jsonl'" /dev/null </dev/null >"$d/tty" 2>&1
+check "a progress bar on a terminal" grep -q $'\r\033\\[K\\[#*\\] 10/10 done, 0 running, 1 failed' "$d/tty"
+stop_simulator "$d"
+check "ten jobs were created (got $sim_jobs)" [ "$sim_jobs" = 10 ]
+check "ten creates were sent (got $sim_creates)" [ "$sim_creates" = 10 ]
+
+# 2. Input errors name the file and line, before anything is sent.
+d="$workdir/input"
+mkdir -p "$d"
+printf '{"id": "a", "question": "x"}\n\n{"id": "b", "question": \n' >"$d/in.jsonl"
+PERPLEXITY_API_KEY=k "$batch" --in "$d/in.jsonl" --out "$d/out.jsonl" 2>"$d/err"
+code=$?
+check "malformed JSON exits 2 (got $code)" [ "$code" -eq 2 ]
+check "malformed JSON names its line" grep -q "in.jsonl:3: not valid JSON" "$d/err"
+printf '{"id": "a", "question": "x"}\n{"id": "b"}\n' >"$d/in.jsonl"
+PERPLEXITY_API_KEY=k "$batch" --in "$d/in.jsonl" --out "$d/out.jsonl" 2>"$d/err"
+check "a missing question is named" grep -q 'in.jsonl:2: "question" must be a non-empty string' "$d/err"
+printf '{"id": "a", "question": "x"}\n{"id": "b", "question": "y"}\n{"id": "a", "question": "z"}\n' >"$d/in.jsonl"
+PERPLEXITY_API_KEY=k "$batch" --in "$d/in.jsonl" --out "$d/out.jsonl" 2>"$d/err"
+code=$?
+check "a duplicate id exits 2 (got $code)" [ "$code" -eq 2 ]
+check "a duplicate id names both lines" grep -q 'in.jsonl:3: duplicate id "a" (first on line 1)' "$d/err"
+check "nothing is written after an input error" [ ! -s "$d/out.jsonl" ]
+"$batch" --help >"$d/help"
+check "--help exits 0 and lists the exit codes" grep -q "5 interrupted" "$d/help"
+check "--help lists the environment" grep -q "PERPLEXITY_API_KEY" "$d/help"
+"$batch" --in "$d/in.jsonl" --out "$d/out.jsonl" --concurrency 0 2>"$d/err"
+check "a bad flag value exits 2" [ $? -eq 2 ]
+
+# 3. SIGINT while jobs run (each takes 2 s): exit 5, then a rerun waits on the created jobs instead of
+# creating them again.
+d="$workdir/interrupt"
+start_simulator url "$d" --in-progress-ms 2000 || exit 1
+questions "$d/in.jsonl" 10
+PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$d/ca.pem" --in "$d/in.jsonl" \
+    --out "$d/out.jsonl" --poll-interval 50 --concurrency 4 >/dev/null 2>"$d/err" &
+batch_pid=$!
+pids+=($batch_pid)
+check "the first four jobs are journaled" wait_for 30 has_job_lines "$d/out.jsonl.journal" 4
+PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$d/ca.pem" --in "$d/in.jsonl" \
+    --out "$d/out.jsonl" >/dev/null 2>"$d/err2"
+code=$?
+check "a second run on the same files exits 2 (got $code)" [ "$code" -eq 2 ]
+check "a second run on the same files says why" grep -q "in use by another batch run" "$d/err2"
+kill -INT "$batch_pid"
+wait "$batch_pid"
+code=$?
+check "SIGINT exits 5 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 5 ]
+check "the interrupted run left questions unanswered" [ "$(wc -l <"$d/out.jsonl")" -lt 10 ]
+journaled=$(job_lines "$d/out.jsonl.journal")
+answered_before=$(grep -c . "$d/out.jsonl")
+keys_only=$(($(grep -c . "$d/out.jsonl.journal") - 2 * journaled))
+run_batch "$d" "$url" --concurrency 4
+check "the rerun exits 0 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 0 ]
+check "the rerun resumed the journaled jobs" [ "$(grep -c ': resuming job ' "$d/err")" -eq $((journaled - answered_before)) ]
+check "every id is in out exactly once after the resume" each_once "$d/out.jsonl" 10
+stop_simulator "$d"
+check "no question was created twice (jobs: $sim_jobs)" [ "$sim_jobs" = 10 ]
+check "journaled jobs were not sent again (creates: $sim_creates, unanswered keys: $keys_only)" \
+    [ "$sim_creates" -le $((10 + keys_only)) ]
+
+# 4. SIGKILL (a crash), then the window between the send of a create and the journaling of its job:
+# the job lines of two created jobs are removed, and a torn line is left at the end. The rerun must
+# send those two creates with their journaled keys (getting the same jobs back) and repair the file.
+d="$workdir/crash"
+start_simulator url "$d" --in-progress-ms 2000 || exit 1
+questions "$d/in.jsonl" 10
+PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$d/ca.pem" --in "$d/in.jsonl" \
+    --out "$d/out.jsonl" --poll-interval 50 --concurrency 4 >/dev/null 2>"$d/err" &
+batch_pid=$!
+pids+=($batch_pid)
+check "jobs are journaled before the crash" wait_for 30 has_job_lines "$d/out.jsonl.journal" 4
+kill -KILL "$batch_pid"
+wait "$batch_pid" 2>/dev/null
+grep -v -e '^{"id":"q1",.*"job_id"' -e '^{"id":"q2",.*"job_id"' "$d/out.jsonl.journal" >"$d/journal.cut"
+printf '{"id":"q3","idempotency_k' >>"$d/journal.cut"
+mv "$d/journal.cut" "$d/out.jsonl.journal"
+run_batch "$d" "$url" --concurrency 4
+check "the rerun after a crash exits 0 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 0 ]
+check "the torn journal line is reported and cut" grep -q "removing an incomplete last line" "$d/err"
+check "q1 and q2 are sent again with their keys" \
+    [ "$(grep -c -e '^batch: q1: sending again with its journaled idempotency key' \
+        -e '^batch: q2: sending again with its journaled idempotency key' "$d/err")" -eq 2 ]
+check "every id is in out exactly once after the crash" each_once "$d/out.jsonl" 10
+stop_simulator "$d"
+check "no question was created twice after the crash (jobs: $sim_jobs)" [ "$sim_jobs" = 10 ]
+
+# 5. The deadline covers the whole batch: the jobs are left running and journaled for the next run.
+d="$workdir/deadline"
+start_simulator url "$d" --in-progress-ms 600000 || exit 1
+questions "$d/in.jsonl" 2
+run_batch "$d" "$url" --deadline 1
+check "a passed deadline exits 4 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 4 ]
+check "a passed deadline writes no answer" [ ! -s "$d/out.jsonl" ]
+check "a passed deadline leaves the jobs journaled" [ "$(job_lines "$d/out.jsonl.journal")" -eq 2 ]
+
+finish
