@@ -115,6 +115,7 @@ inline constexpr std::string_view environment_help =
     R"(environment:
   PERPLEXITY_API_KEY     the API key (required)
   PERPLEXITY_BASE_URL    the API base URL, overridden by --base-url
+  PERPLEXITY_LOG         info or debug: log requests, retries and status changes to stderr (key redacted)
 )";
 
 /// Checks what a Client would refuse, with a hint for the commonest mistake. Prints and returns false

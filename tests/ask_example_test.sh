@@ -64,11 +64,33 @@ PERPLEXITY_API_KEY=test-key PERPLEXITY_BASE_URL="$url" "$ask" --poll-interval 0 
 code=$?
 check "PERPLEXITY_BASE_URL is used (got $code: $(cat "$workdir/err"))" [ "$code" -eq 0 ]
 
+# PERPLEXITY_LOG turns on the library's event logger, through options_from_environment, never showing the key.
+export PERPLEXITY_LOG=debug
+run_ask test-key "How many moons has Mars?"
+check "PERPLEXITY_LOG=debug still exits 0 (got $code: $err)" [ "$code" -eq 0 ]
+check "debug logs each request" grep -q "^perplexity request_sent POST /async/chat/completions attempt=1" "$workdir/err"
+check "debug logs each response with its latency" \
+    grep -Eq "^perplexity response_received GET /async/chat/completions/[^ ]+ job=[^ ]+ attempt=1 http_status=200 latency_ms=[0-9]" \
+    "$workdir/err"
+check "debug logs the creation" grep -q "^perplexity job_created job=.* status=CREATED" "$workdir/err"
+check "debug logs the status changes" grep -q "^perplexity job_status_changed job=.* status=COMPLETED" "$workdir/err"
+check "the log never shows the key" bash -c "! grep -q 'test-key' '$workdir/err'"
+export PERPLEXITY_LOG=info
+run_ask test-key "How many moons has Mars?"
+check "info logs the status changes" grep -q "^perplexity job_status_changed" "$workdir/err"
+check "info leaves out each request" bash -c "! grep -q 'request_sent' '$workdir/err'"
+export PERPLEXITY_LOG=chatty
+run_ask test-key "How many moons has Mars?"
+check "an unknown PERPLEXITY_LOG is named and logging stays off" \
+    bash -c "grep -q 'PERPLEXITY_LOG=\"chatty\" is not one of off, info, debug' '$workdir/err' && ! grep -q '^perplexity ' '$workdir/err'"
+unset PERPLEXITY_LOG
+
 "$ask" --help >"$workdir/out" 2>"$workdir/err"
 code=$?
 check "--help exits 0 (got $code)" [ "$code" -eq 0 ]
 check "--help lists every exit code" grep -q "5 interrupted" "$workdir/out"
 check "--help lists the environment" grep -q "PERPLEXITY_BASE_URL" "$workdir/out"
+check "--help lists PERPLEXITY_LOG" grep -q "PERPLEXITY_LOG" "$workdir/out"
 check "--help lists the flags" grep -q -- "--show-thinking" "$workdir/out"
 
 "$ask" --no-such-flag "question" >"$workdir/out" 2>"$workdir/err"
