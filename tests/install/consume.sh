@@ -18,9 +18,9 @@ quietly() {  # runs a command with its output shown only when it fails
     "$@" >"$log" 2>&1 || { local status=$?; cat "$log"; echo "failed ($status): $*" >&2; return "$status"; }
 }
 run_consumer() {  # run_consumer PROGRAM: it must succeed and report this version
-    local output
+    local output line
     output=$("$1") || { echo "$output"; echo "$1 failed" >&2; return 1; }
-    echo "$output" | sed 's/^/    /'
+    while IFS= read -r line; do echo "    $line"; done <<<"$output"
     grep -qx "perplexity-async $version" <<<"$output" || { echo "$1 reports another version" >&2; return 1; }
     grep -qx ok <<<"$output" || { echo "$1 did not finish" >&2; return 1; }
 }
@@ -49,7 +49,7 @@ export PKG_CONFIG_PATH=$prefix/share/pkgconfig
 }
 [ "$(pkg-config --modversion perplexity-async)" = "$version" ] || { echo "the .pc file has another version" >&2; exit 1; }
 mkdir "$scratch/pkg-config"
-# shellcheck disable=SC2046 # the flags are meant to split into words
+# shellcheck disable=SC2046,SC2086 # the compiler command and the flags are meant to split into words
 quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/consumer.cpp" -o "$scratch/pkg-config/consumer" \
     $(pkg-config --cflags --libs perplexity-async)
 run_consumer "$scratch/pkg-config/consumer"
