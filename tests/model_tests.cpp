@@ -577,10 +577,16 @@ TEST_SUITE("expected") {
     }
 
     TEST_CASE("which expected is in use") {
-#if __cplusplus > 202002L
+        // std::expected exactly when the standard library declares it. libstdc++ 12 declares it in C++23
+        // only for compilers with complete C++20 concepts: g++ 12, not clang 16, which keeps the fallback.
+#if defined(__cpp_lib_expected)
         CHECK(PERPLEXITY_HAS_STD_EXPECTED == 1);
 #else
         CHECK(PERPLEXITY_HAS_STD_EXPECTED == 0);
+#endif
+#if __cplusplus > 202002L && defined(__GNUC__) && __GNUC__ >= 12 && !defined(__clang__)
+        // So the C++23 suite built by g++ is the one that runs on std::expected.
+        CHECK(PERPLEXITY_HAS_STD_EXPECTED == 1);
 #endif
     }
 }
