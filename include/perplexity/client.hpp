@@ -86,7 +86,6 @@ class Client {
     /// Checks the options and loads the trusted certificates (ClientOptions::ca_file, or the system
     /// store) here, synchronously; opens no connection. Unusable options do not throw: they are kept in
     /// configuration_error() and returned by every operation.
-
     Client(executor_type executor, ClientOptions options)
         : executor_(std::move(executor)),
           options_(std::move(options)),
