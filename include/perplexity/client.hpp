@@ -122,8 +122,8 @@ class Client {
     /// With an `idempotency_key`, the API answers a repeated create with the job the key first created,
     /// so the request is retried (per ClientOptions::retry) after any retryable failure: reuse the same
     /// key for every attempt of the same job. Without one, it is retried only when it provably never
-    /// reached the server (or was refused with 429 or 408); otherwise the Error says that a job may have
-    /// been created.
+    /// reached the server (or was refused with 429 or 408, or the server answered `x-should-retry: true`);
+    /// otherwise the Error says that a job may have been created.
     ///
     /// Paced by ClientOptions::create_requests_per_minute and by any 429 pause; not bounded by a
     /// deadline (each attempt is bounded by the ClientOptions timeouts). Errors: `invalid_argument`
