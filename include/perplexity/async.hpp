@@ -1,4 +1,5 @@
-// perplexity-async: the umbrella header. Include this to get everything.
+/// @file
+/// The umbrella header: include this to get everything.
 #pragma once
 
 #include <perplexity/chat.hpp>
@@ -14,3 +15,7 @@
 #include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
 #include <perplexity/wait.hpp>
+
+/// @namespace perplexity
+/// Everything public in perplexity-async. `perplexity::detail` holds the internals: not part of the
+/// API, and free to change between releases.

@@ -1,4 +1,5 @@
-// perplexity-async: Client, the operations on async chat completion jobs.
+/// @file
+/// Client, the operations on async chat completion jobs.
 #pragma once
 
 #include <perplexity/detail/connection.hpp>
@@ -43,10 +44,20 @@ namespace perplexity {
 
 /// A client of the async chat completions API.
 ///
-/// Executor and threads: a Client belongs to one executor and is not thread-safe; start every operation
-/// from that executor (on a multi-threaded io_context, make it a strand).
+/// Operations: `create`, `get`, `list`, `wait` and `run` each return a lazy
+/// `asio::awaitable<expected<T, Error>>` that owns copies of its arguments; nothing happens until it is
+/// awaited (`co_await`) or started with `asio::co_spawn`, which also gives it any completion token
+/// (a callback, `asio::use_future`, ...).
 ///
-/// Lifetime: the Client must outlive every operation started on it.
+/// Executor and threads: a Client belongs to one executor and is not thread-safe. Await or co_spawn
+/// its operations on that executor (`get_executor()`), call its other members there too, and emit
+/// cancellation signals from there (e.g. through `asio::post(client.get_executor(), ...)`). On a
+/// multi-threaded io_context, make the executor a strand. Clients share nothing: many of them, each on
+/// its own strand, may run on one io_context served by many threads. Handlers (ClientOptions::on_event,
+/// WaitOptions::on_progress and on_created) run on the Client's executor.
+///
+/// Lifetime: the Client must outlive every operation started on it, and the executor's execution
+/// context (the io_context) must outlive the Client. Results and Errors are values that outlive both.
 ///
 /// Connections: at most ClientOptions::max_connections are open; a request that finds them all busy
 /// waits its turn in arrival order (bounded by its deadline, and cancellable). Idle keep-alive
@@ -60,13 +71,21 @@ namespace perplexity {
 /// failures. Bad options (an invalid base URL, an unreadable CA file, a missing API key) are reported
 /// by every operation as `ErrorKind::invalid_argument`.
 ///
-/// Cancellation: operations support terminal per-operation cancellation (e.g. a cancellation slot bound
-/// with `asio::bind_cancellation_slot`); a cancelled operation returns `ErrorKind::cancelled`, closes the
-/// connection it was using, and leaves the Client usable.
+/// Cancellation: operations support terminal per-operation cancellation (a cancellation slot bound
+/// with `asio::bind_cancellation_slot`, or the `||` of `asio::experimental::awaitable_operators`, e.g.
+/// against a timer). It reaches every timer and socket, including a wait for a free connection, a
+/// pacing wait and a sleep between polls. A cancelled operation returns `ErrorKind::cancelled`, closes
+/// the connection it was using, and leaves the Client usable. Cancelling `wait` or `run` does not cancel
+/// the job on the server (the API has no cancel).
 class Client {
   public:
+    /// The executor every operation of the Client runs on.
     using executor_type = boost::asio::any_io_executor;
 
+    /// A Client on `executor` (a strand, if the io_context runs on several threads) with `options`.
+    /// Checks the options and loads the trusted certificates (ClientOptions::ca_file, or the system
+    /// store) here, synchronously; opens no connection. Unusable options do not throw: they are kept in
+    /// configuration_error() and returned by every operation.
     Client(executor_type executor, ClientOptions options)
         : executor_(std::move(executor)),
           options_(std::move(options)),
@@ -81,10 +100,13 @@ class Client {
 
     ~Client() = default;
 
+    /// The executor given at construction.
     executor_type get_executor() const noexcept { return executor_; }
+    /// The options as given at construction; valid as long as the Client.
     const ClientOptions& options() const noexcept { return options_; }
 
-    /// Why the options are unusable, if they are; every operation then fails with this error.
+    /// Why the options are unusable, if they are (an `ErrorKind::invalid_argument` Error: bad base URL,
+    /// no API key, an unreadable CA, ...); every operation then fails with this error.
     const std::optional<Error>& configuration_error() const noexcept { return configuration_error_; }
 
     /// Connections kept open for reuse right now.
@@ -100,21 +122,30 @@ class Client {
     /// With an `idempotency_key`, the API answers a repeated create with the job the key first created,
     /// so the request is retried (per ClientOptions::retry) after any retryable failure: reuse the same
     /// key for every attempt of the same job. Without one, it is retried only when it provably never
-    /// reached the server (or was refused with 429 or 408); otherwise the Error says that a job may have
-    /// been created.
+    /// reached the server (or was refused with 429 or 408, or the server answered `x-should-retry: true`);
+    /// otherwise the Error says that a job may have been created.
+    ///
+    /// Paced by ClientOptions::create_requests_per_minute and by any 429 pause; not bounded by a
+    /// deadline (each attempt is bounded by the ClientOptions timeouts). Errors: `invalid_argument`
+    /// (empty model or messages, a message without a role, max_tokens <= 0, an empty key), and any kind
+    /// a request can fail with (transport, tls, timeout, cancelled, protocol, http_status,
+    /// rate_limited, decode). A failed create has no job id unless the answer named one: when the
+    /// outcome is unknown, list recent jobs or create again with the same key.
     boost::asio::awaitable<expected<Job, Error>> create(
         ChatRequest request, std::optional<std::string> idempotency_key = std::nullopt) {
         return shielded(create_job(std::move(request), std::move(idempotency_key)));
     }
 
     /// Fetches a job by id, retrying per ClientOptions::retry. An unknown or expired id is
-    /// `ErrorKind::http_status` with status 404.
+    /// `ErrorKind::http_status` with status 404; an answer about another job is `ErrorKind::decode`; an
+    /// empty id is `ErrorKind::invalid_argument`. Every other Error carries `job_id`.
     boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
         return shielded(get_job(std::move(job_id), no_deadline(), nullptr));
     }
 
     /// Fetches one page of the job list, newest first. `limit` is the page size (the API's default when
-    /// not set); `next_token` comes from the previous page.
+    /// not set; 0 is `ErrorKind::invalid_argument`); `next_token` comes from the previous page. Retried
+    /// per ClientOptions::retry.
     boost::asio::awaitable<expected<JobPage, Error>> list(
         std::optional<std::size_t> limit = std::nullopt,
         std::optional<std::string> next_token = std::nullopt) {
@@ -125,7 +156,11 @@ class Client {
     /// the job and its error_message), pacing polls per the PollPolicy (`options.poll`, else
     /// ClientOptions::poll). When the policy's deadline passes first, the result is an
     /// `ErrorKind::wait_deadline` Error with the job id and the job as last seen: the job may still
-    /// complete. A cancelled wait carries the job id too.
+    /// complete. A cancelled wait carries the job id too, and the job as last seen. Any other Error (a
+    /// poll that failed after its retries, e.g. a 404) carries the job id and ends the wait.
+    ///
+    /// The first poll is made at once; polls share a pacing state with `get` and `list` (a 429 pauses
+    /// them all). `options.on_progress` sees each poll, status change, retry and sleep.
     boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options = {}) {
         return wait_job(std::move(job_id), std::move(options));
     }
@@ -133,8 +168,10 @@ class Client {
     /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
     /// `options.idempotency_key` gives one) reused on every retry, so a job is never created twice, then
     /// `wait`. The PollPolicy's deadline covers both. `options.on_created` sees the job before the first
-    /// poll. When the create's outcome is unknown at the deadline, the Error names the key to pass to a
-    /// later `run` to pick the job up.
+    /// poll. When the create fails with its outcome unknown (a timeout, a transport failure, a
+    /// cancellation or a 429 after the retries), the Error's message names the key to pass as
+    /// `WaitOptions::idempotency_key` to a later `run` to pick the job up; once the job exists, every
+    /// Error carries its id. Errors: those of `create` and of `wait`.
     boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options = {}) {
         // On the heap, the request is freed once the create has been answered instead of staying in the
         // frame of the whole wait.

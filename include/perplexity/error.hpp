@@ -1,9 +1,10 @@
-// perplexity-async: Error, the one failure type every operation returns.
-//
-// An Error says what happened in our words (`message`) and keeps what the server said apart
-// (`api_type`, `api_message`, `body_excerpt`), so a log line never confuses the two. Whenever a job
-// exists, `job_id` carries its id: a paid job is never lost to an error. No Error ever contains the API
-// key: the client removes it from any server text before it lands here.
+/// @file
+/// Error, the one failure type every operation returns.
+///
+/// An Error says what happened in our words (`message`) and keeps what the server said apart
+/// (`api_type`, `api_message`, `body_excerpt`), so a log line never confuses the two. Whenever a job
+/// exists, `job_id` carries its id: a paid job is never lost to an error. No Error ever contains the API
+/// key: the client removes it from any server text before it lands here.
 #pragma once
 
 #include <perplexity/job.hpp>
@@ -21,24 +22,40 @@
 namespace perplexity {
 
 /// What kind of failure an Error is. Each kind is also an `error_code` in `perplexity::error_category()`.
+/// The failures the retry policy retries are those of kind `transport`, `timeout` and `rate_limited`
+/// and the `http_status` errors 408, 409 and 5xx, each only when the request is safe to send again
+/// (see Client::create); an Error of those kinds comes after every retry that was allowed.
 enum class ErrorKind {
-    /// The caller passed something unusable: an empty model, an empty job id, a bad base URL, ...
+    /// The caller passed something unusable: bad ClientOptions (see `Client::configuration_error`), an
+    /// empty model, messages or job id, an empty idempotency key, a list limit of 0. Nothing was sent;
+    /// fix the call.
     invalid_argument = 1,
-    /// Resolving, connecting, reading or writing failed, or the connection closed early.
+    /// Resolving, connecting, reading or writing failed, or the connection closed early (also a reset or
+    /// close during the TLS handshake). Retried already; try again later.
     transport,
-    /// The TLS handshake failed: untrusted certificate, wrong host name, protocol mismatch.
+    /// TLS refused the server: an untrusted, expired or wrong-host certificate (`message` has OpenSSL's
+    /// reason), or no common protocol version of TLS 1.2 or newer. Nothing, the key included, was sent.
+    /// Retrying does not help: fix the trusted CAs (ClientOptions::ca_file) or the base URL.
     tls,
-    /// A configured timeout (connect, TLS handshake, request) expired.
+    /// A ClientOptions timeout (connect, TLS handshake, request) expired; `message` names the step and
+    /// the option. Also: in `run`, the PollPolicy deadline passed before the create was answered.
     timeout,
-    /// The operation was cancelled by the caller.
+    /// The operation was cancelled by the caller. From `wait` and `run`, `job_id` (once known) and
+    /// `job` (once seen) say where the job was.
     cancelled,
     /// The server's HTTP response broke the protocol or a configured limit (body or header too large).
+    /// Usually something other than the API answered (check `base_url` and any proxy); raise
+    /// ClientOptions::max_response_body only for answers that are really that large.
     protocol,
-    /// The API answered with an HTTP error status other than 429; see `http_status` and `api_message`.
+    /// The API answered with an HTTP error status other than 429; see `http_status`, `api_type` and
+    /// `api_message`. 401: check the key; 404 from get or wait: the job id is unknown or expired (or
+    /// `path_prefix` is wrong); 400 and 422: the request's parameters.
     http_status,
-    /// The API answered 429 Too Many Requests.
+    /// The API answered 429 Too Many Requests, after the retries the policy allows. Slow down, e.g. with
+    /// ClientOptions::create_requests_per_minute.
     rate_limited,
-    /// The response body was not the JSON the contract promises; see `json_path`.
+    /// The response body was not the JSON the contract promises; see `json_path`. Also an answer about
+    /// another job than the one asked for.
     decode,
     /// The job reached FAILED; `job` is the job and `api_message` its `error_message`.
     job_failed,
@@ -110,18 +127,23 @@ class ErrorCategory final : public std::error_category {
 };
 }  // namespace detail
 
-/// The category of every `ErrorKind` error_code.
+/// The category of every `ErrorKind` error_code, named "perplexity". The same object for the whole
+/// program.
 inline const std::error_category& error_category() noexcept {
     static const detail::ErrorCategory category;
     return category;
 }
 
+/// `kind` as a `std::error_code`; lets `std::error_code ec = ErrorKind::timeout;` and
+/// `ec == ErrorKind::timeout` work.
 inline std::error_code make_error_code(ErrorKind kind) noexcept {
     return {static_cast<int>(kind), error_category()};
 }
 
-/// A failed operation. Cheap to move; printable with `operator<<`.
+/// A failed operation. A plain value that owns its members (`job` is shared and immutable), so it can
+/// outlive the Client and the operation. Cheap to move; printable with `operator<<`.
 struct Error {
+    /// What kind of failure this is; see ErrorKind for what to do about each.
     ErrorKind kind = ErrorKind::transport;
     /// Our own description: what went wrong and, where it helps, what to do about it.
     std::string message{};
@@ -133,9 +155,10 @@ struct Error {
     std::string api_message{};
     /// A bounded, printable excerpt of a body that was not a recognised error envelope.
     std::string body_excerpt{};
-    /// For decode errors: where in the body the problem is, e.g. "response.choices[0].message".
+    /// For decode errors: where in the body the problem is, e.g. "$.response.choices[0].message".
     std::string json_path{};
-    /// The job this error concerns, whenever one exists.
+    /// The job this error concerns, whenever one is known: always from get and wait, from run once the
+    /// job exists, and from a decode error of a body that named its job.
     std::optional<std::string> job_id{};
     /// The job as last seen, for job_failed (the FAILED job), wait_deadline and a cancelled wait.
     std::shared_ptr<const Job> job{};
@@ -145,6 +168,7 @@ struct Error {
     /// This error's kind as an error_code, comparable with `ErrorKind` values.
     std::error_code code() const noexcept { return make_error_code(kind); }
 
+    /// Member-wise equality; `job` compares by pointer.
     friend bool operator==(const Error&, const Error&) = default;
 };
 
@@ -184,6 +208,7 @@ inline std::ostream& operator<<(std::ostream& out, const Error& error) {
     return out;
 }
 
+/// The `operator<<` line as a string.
 inline std::string to_string(const Error& error) {
     std::ostringstream out;
     out << error;

@@ -1,4 +1,6 @@
-// perplexity-async: Event, what a Client reports to an observability hook, and a ready-made logger.
+/// @file
+/// Event, what a Client reports to an observability hook (ClientOptions::on_event), and a ready-made
+/// logger.
 #pragma once
 
 #include <perplexity/error.hpp>
@@ -15,8 +17,11 @@
 
 namespace perplexity {
 
-/// Something a Client did on the wire or saw happen to a job; see ClientOptions::on_event.
+/// Something a Client did on the wire or saw happen to a job; see ClientOptions::on_event. Which
+/// members are set depends on `kind`; the others keep their defaults. A view onto the Client's state:
+/// the views and pointers are valid only during the handler's call, so copy what you keep.
 struct Event {
+    /// What happened.
     enum class Kind {
         /// A request is about to be sent: `method`, `target`, `attempt` (1 for the first).
         request_sent,
@@ -27,11 +32,12 @@ struct Event {
         request_failed,
         /// A failed request (`error`) will be sent again after `delay`; `attempt` is the one that failed.
         retry_scheduled,
-        /// `run` created the job: `job`.
+        /// A create (of `create` or `run`) was answered with the job: `job`.
         job_created,
-        /// A waited-for job moved to a new status: `job` is the answer that showed it.
+        /// A job that `wait` or `run` polls moved to a new status: `job` is the answer that showed it.
         job_status_changed,
     };
+    /// What happened; says which of the other members are set.
     Kind kind = Kind::request_sent;
     /// "GET" or "POST"; empty for job events.
     std::string_view method{};
@@ -39,14 +45,22 @@ struct Event {
     std::string_view target{};
     /// The job concerned, once known.
     std::string_view job_id{};
+    /// For request events: which attempt of the request this is, 1 for the first.
     unsigned attempt = 0;
+    /// For response_received: the response's status (error statuses included).
     int http_status = 0;
+    /// For response_received and request_failed: from just before the request was queued to the
+    /// response or the failure.
     std::chrono::microseconds latency{0};
+    /// For retry_scheduled: the wait before the next attempt.
     std::chrono::milliseconds delay{0};
+    /// For request_failed and retry_scheduled: why (redacted like every Error).
     const Error* error = nullptr;
+    /// For job_created and job_status_changed: the job as just received.
     const Job* job = nullptr;
 };
 
+/// The kind's name, e.g. "response_received".
 constexpr const char* to_string(Event::Kind kind) noexcept {
     switch (kind) {
         case Event::Kind::request_sent:
@@ -65,9 +79,11 @@ constexpr const char* to_string(Event::Kind kind) noexcept {
     return "unknown";
 }
 
-/// Called synchronously on the Client's executor, so a handler shared by Clients on different threads
-/// must synchronise itself. The event and what it points to live only for the duration of the call.
-/// An exception thrown by the handler is swallowed: observing must not change what the Client does.
+/// Called synchronously on the Client's executor, in the middle of the operation, so it should be
+/// quick; a handler shared by Clients on different threads must synchronise itself. The event and
+/// what it points to live only for the duration of the call. An exception thrown by the handler is
+/// swallowed: observing must not change what the Client does. The Client keeps its own copy of the
+/// handler, so what the handler refers to must outlive the Client.
 using EventHandler = std::function<void(const Event&)>;
 
 /// How much `event_logger` writes.
@@ -101,8 +117,9 @@ constexpr bool is_logged_at(LogLevel level, Event::Kind kind) noexcept {
            (kind != Event::Kind::request_sent && kind != Event::Kind::response_received);
 }
 
-/// One line describing the event, e.g.
-/// `perplexity response_received GET /async/chat/completions/ID status=200 latency_ms=12.3`.
+/// One line describing the event, without a line break, e.g.
+/// `perplexity response_received GET /async/chat/completions/ID job=ID attempt=1 http_status=200
+/// latency_ms=12.3` (`status=` is a job's status, for job events).
 /// Built only from the event's fields, none of which carries the API key (Errors are redacted).
 inline std::string format_event(const Event& event) {
     std::ostringstream line;
@@ -137,7 +154,8 @@ inline std::string format_event(const Event& event) {
 }
 
 /// A handler writing `format_event` lines of the events `level` covers to `out` (e.g. std::clog), which
-/// must outlive every Client using the handler.
+/// must outlive every Client using the handler. Each line is one write, flushed at once, on the
+/// Client's thread: a slow stream slows the Client down.
 inline EventHandler event_logger(std::ostream& out, LogLevel level) {
     return [&out, level](const Event& event) {
         if (is_logged_at(level, event.kind)) {

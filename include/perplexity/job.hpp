@@ -1,4 +1,5 @@
-// perplexity-async: jobs, their status, and pages of job summaries.
+/// @file
+/// Jobs, their status, and pages of job summaries: what create, get, list, wait and run return.
 #pragma once
 
 #include <perplexity/chat.hpp>
@@ -70,32 +71,43 @@ constexpr bool is_earlier(JobStatus seen, JobStatus known) noexcept {
     return stage(seen) >= 0 && stage(known) >= 0 && stage(seen) < stage(known);
 }
 
-/// A job as the list operation returns it.
+/// A job as the list operation returns it. Plain data, owning all of its members.
 struct JobSummary {
+    /// The id the API gave the job; what `Client::get` and `Client::wait` take.
     std::string id{};
+    /// The model the job runs, as the API reports it.
     std::string model{};
+    /// The status, parsed; `unknown` for a status this release does not know (see `status_text`).
     JobStatus status = JobStatus::unknown;
     /// The status exactly as the API sent it, e.g. "IN_PROGRESS" or a status added after this release.
     std::string status_text{};
-    /// Unix seconds.
+    /// When the job was created, in Unix seconds.
     std::int64_t created_at = 0;
+    /// When it started running (Unix seconds), once it has.
     std::optional<std::int64_t> started_at{};
+    /// When it completed (Unix seconds), if it has.
     std::optional<std::int64_t> completed_at{};
+    /// When it failed (Unix seconds), if it has.
     std::optional<std::int64_t> failed_at{};
 
+    /// True when `status` is COMPLETED or FAILED.
     bool is_final() const noexcept { return perplexity::is_final(status); }
 
+    /// Member-wise equality.
     friend bool operator==(const JobSummary&, const JobSummary&) = default;
 };
 
-/// A job as create and get return it: a summary plus its outcome.
+/// A job as create and get return it: a summary plus its outcome. Copying a Job is cheap: the answer
+/// is shared, not copied.
 struct Job : JobSummary {
-    /// Why a FAILED job failed.
+    /// Why a FAILED job failed, as the API says it.
     std::optional<std::string> error_message{};
-    /// The answer of a COMPLETED job, null before. Shared and immutable: an answer never changes, and
-    /// holding it by pointer keeps a Job small and cheap to copy, which matters in the coroutine frames
-    /// of thousands of waiting jobs (a ChatCompletion is about 500 bytes before its strings). To edit
-    /// one, copy it: `ChatCompletion edited = *job.response;`.
+    /// The answer of a COMPLETED job, null before. Check it before use: a job the API reports as
+    /// COMPLETED without a `response` member decodes with this null too. Shared and immutable: an
+    /// answer never changes, and holding it by pointer keeps a Job small and cheap to copy, which
+    /// matters in the coroutine frames of thousands of waiting jobs (a ChatCompletion is about 500 bytes
+    /// before its strings). The answer lives as long as any copy of the pointer, independently of the
+    /// Job and the Client. To edit one, copy it: `ChatCompletion edited = *job.response;`.
     std::shared_ptr<const ChatCompletion> response{};
 
     /// Equal when the summaries, the error messages and the answers (by value) are.
@@ -107,12 +119,14 @@ struct Job : JobSummary {
     }
 };
 
-/// One page of the job list, newest first. Pass `next_token` back to `Client::list` for the next page;
-/// it is empty on the last page.
+/// One page of the job list, newest first. Pass `next_token` back to `Client::list` for the next page.
 struct JobPage {
+    /// The jobs of this page, newest first.
     std::vector<JobSummary> jobs{};
+    /// The token of the next page; nullopt on the last page (an empty token from the API reads as none).
     std::optional<std::string> next_token{};
 
+    /// Member-wise equality.
     friend bool operator==(const JobPage&, const JobPage&) = default;
 };
 

@@ -1,8 +1,12 @@
-// perplexity-async: reading and writing the API's JSON bodies.
-//
-// `parse_job`, `parse_job_page` and `parse_chat_completion` turn a body into a typed value or a decode
-// Error naming the JSON path of the problem. `boost::json::value_from(x)` writes any model type back;
-// `create_request_body` writes what a create sends.
+/// @file
+/// Reading and writing the API's JSON bodies.
+///
+/// `parse_job`, `parse_job_page` and `parse_chat_completion` turn a body into a typed value or a decode
+/// Error naming the JSON path of the problem. Decoding ignores unknown members, treats `null` like
+/// absence for optional ones, and rejects a missing or mistyped required member. The body needs to live
+/// only during the call; the result owns its data. `boost::json::value_from(x)` writes any model type
+/// back; `create_request_body` writes what a create sends. All of these are free of shared state and
+/// safe from any thread.
 #pragma once
 
 #include <perplexity/detail/json_mapping.hpp>
@@ -65,22 +69,26 @@ expected<T, Error> parse_body(std::string_view body, std::string_view what) {
 
 }  // namespace detail
 
-/// Reads a Job (the body of create and get).
+/// Reads a Job (the body of create and get). Errors are ErrorKind::decode: with `json_path` "$" for
+/// text that is not JSON (or nests deeper than 64 levels), otherwise the path of the offending member,
+/// and `job_id` when the body named its job.
 inline expected<Job, Error> parse_job(std::string_view body) {
     return detail::parse_body<Job>(body, "job");
 }
 
-/// Reads a page of the job list.
+/// Reads a page of the job list (`{"requests": [...], "next_token": ...}`); errors as for parse_job.
 inline expected<JobPage, Error> parse_job_page(std::string_view body) {
     return detail::parse_body<JobPage>(body, "job list");
 }
 
-/// Reads a chat completion on its own (e.g. one stored from an earlier run).
+/// Reads a chat completion on its own (e.g. one stored from an earlier run); errors as for parse_job.
+/// The result's `raw` holds the body's object.
 inline expected<ChatCompletion, Error> parse_chat_completion(std::string_view body) {
     return detail::parse_body<ChatCompletion>(body, "chat completion");
 }
 
-/// The body of a create: `{"request": {...}, "idempotency_key": "..."}`.
+/// The body of a create: `{"request": {...}, "idempotency_key": "..."}`, the key only when given. Does
+/// not check the request; Client::create does.
 inline boost::json::object create_request_body(
     const ChatRequest& request, const std::optional<std::string>& idempotency_key = std::nullopt) {
     boost::json::object body;
@@ -91,7 +99,8 @@ inline boost::json::object create_request_body(
     return body;
 }
 
-/// Any model type as compact JSON text.
+/// Any model type as compact JSON text. A ChatCompletion is written from its `raw` object with the
+/// typed members laid over it, so members this library does not model survive.
 template <class T>
 std::string to_json_string(const T& value) {
     return boost::json::serialize(boost::json::value_from(value));

@@ -1,4 +1,5 @@
-// perplexity-async: ClientOptions, everything a Client is configured with, and the environment helper.
+/// @file
+/// ClientOptions, everything a Client is configured with, and the environment helper.
 #pragma once
 
 #include <perplexity/events.hpp>
@@ -23,38 +24,47 @@ inline constexpr std::string_view async_chat_completions = "/async/chat/completi
 inline constexpr std::string_view v1_async_sonar = "/v1/async/sonar";
 }  // namespace paths
 
-/// How a Client reaches the API. Plain data with documented defaults; copy and adjust.
+/// How a Client reaches the API. Plain data with documented defaults; copy and adjust. The Client
+/// copies it at construction and checks it then: unusable options make every operation fail with
+/// `ErrorKind::invalid_argument` (see Client::configuration_error), nothing throws.
 struct ClientOptions {
-    /// Scheme, host, optional port and optional path of the API. `http://` is accepted only for loopback
-    /// hosts (localhost, 127.0.0.0/8, ::1) unless `allow_insecure_http` is set.
+    /// Scheme, host, optional port and optional path of the API (no user information, query or
+    /// fragment). `http://` is accepted only for loopback hosts (localhost, 127.0.0.0/8, ::1) unless
+    /// `allow_insecure_http` is set.
     std::string base_url = "https://api.perplexity.ai";
-    /// Sent as `Authorization: Bearer <api_key>`. Never printed and never part of an Error.
+    /// Sent as `Authorization: Bearer <api_key>`. Required; no spaces or control characters. Never
+    /// printed and never part of an Error or an Event.
     std::string api_key{};
-    /// The path family; see `paths`.
+    /// The path family, appended to the base URL's path; starts with '/'. See `paths`.
     std::string path_prefix = std::string(paths::async_chat_completions);
 
-    /// A PEM file of trusted certificate authorities. When none of `ca_file`, `ca_pem` and
-    /// `ca_directory` is set, the system's default trust store is used.
+    /// A PEM file of trusted certificate authorities, read once when the Client is constructed. When
+    /// none of `ca_file`, `ca_pem` and `ca_directory` is set, the system's default trust store is used;
+    /// when any is set, only what they name is trusted (they add up, the system store is not added).
     std::string ca_file{};
     /// PEM text of trusted certificate authorities, for CAs kept in memory rather than in a file.
     std::string ca_pem{};
-    /// A directory of hashed PEM certificates (as `c_rehash` makes), used in addition to `ca_file`.
+    /// A directory of hashed PEM certificates (as `c_rehash` makes), used in addition to `ca_file` and
+    /// `ca_pem`; looked up during each handshake.
     std::string ca_directory{};
     /// Allows plain http:// to hosts that are not loopback. Off: the key would travel in clear text.
     bool allow_insecure_http = false;
 
-    /// Resolving the host and establishing the TCP connection.
+    /// Resolving the host and establishing the TCP connection, per connection opened.
     std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
     /// The TLS handshake, once connected.
     std::chrono::milliseconds tls_handshake_timeout = std::chrono::seconds(10);
-    /// Writing one request and reading its whole response.
+    /// Writing one request and reading its whole response, per attempt: a server that drips bytes cannot
+    /// stretch it. Inside `wait` and `run`, also capped by the time left before the deadline.
     std::chrono::milliseconds request_timeout = std::chrono::seconds(60);
 
-    /// Responses whose body is larger are refused (a completed deep-research job is well under 1 MiB).
+    /// Responses whose body is larger, in bytes, are refused (a completed deep-research job is well
+    /// under 1 MiB): from `Content-Length` before reading, or as a chunked body grows past it.
     std::size_t max_response_body = 8 * 1024 * 1024;
-    /// Responses whose header block is larger are refused.
+    /// Responses whose header block is larger, in bytes, are refused.
     std::size_t max_response_header = 64 * 1024;
 
+    /// The `User-Agent` header; no control characters.
     std::string user_agent = std::string("perplexity-async/") + version_string;
 
     /// The most connections a Client opens to the API at once. A request that finds them all busy
@@ -75,11 +85,13 @@ struct ClientOptions {
     unsigned create_requests_per_minute = 0;
 
     /// Sees every request, response, failure, retry and job status change, e.g. to route them to your
-    /// logger (`event_logger` writes them as lines). Empty (the default) costs nothing.
+    /// logger (`event_logger` writes them as lines). Empty (the default) costs nothing. See
+    /// EventHandler for when it is called and what it may do.
     EventHandler on_event{};
 };
 
-/// Reads a variable, treating unset and empty alike.
+/// Reads an environment variable, treating unset and empty alike (both give ""). Uses std::getenv, so
+/// it must not race with a change to the environment.
 inline std::string environment_variable(const char* name) {
     const char* value = std::getenv(name);
     return value == nullptr ? std::string{} : std::string(value);
@@ -87,8 +99,9 @@ inline std::string environment_variable(const char* name) {
 
 /// Returns `defaults` with `api_key` taken from PERPLEXITY_API_KEY and `base_url` from
 /// PERPLEXITY_BASE_URL, each only when the variable is set and not empty, and with `on_event` logging to
-/// std::clog when PERPLEXITY_LOG is `info` or `debug` (see LogLevel; `off` or unset logs nothing).
-/// Explicit by design: a Client never reads the environment on its own.
+/// std::clog when PERPLEXITY_LOG is `info` or `debug` (see LogLevel; `off` or unset logs nothing; any
+/// other value logs nothing and says so on std::clog). Explicit by design: a Client never reads the
+/// environment on its own. Checks nothing: a bad URL shows up in Client::configuration_error.
 inline ClientOptions options_from_environment(ClientOptions defaults = {}) {
     if (std::string key = environment_variable("PERPLEXITY_API_KEY"); !key.empty()) {
         defaults.api_key = std::move(key);

@@ -1,4 +1,5 @@
-// perplexity-async: the API's create rate limits, for ClientOptions::create_requests_per_minute.
+/// @file
+/// The API's create rate limits, for ClientOptions::create_requests_per_minute.
 #pragma once
 
 #include <array>

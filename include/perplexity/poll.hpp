@@ -1,6 +1,8 @@
-// perplexity-async: PollPolicy, how `wait` and `run` pace their polls and when they give up.
-//
-// Pure functions of the policy, the poll number, the time left and a random number: no I/O.
+/// @file
+/// PollPolicy, how `wait` and `run` pace their polls and when they give up.
+///
+/// Pure functions of the policy, the poll number, the time left and a random number: no I/O, safe from
+/// any thread.
 #pragma once
 
 #include <perplexity/retry.hpp>
@@ -22,15 +24,18 @@ struct PollPolicy {
     /// Each delay is scaled by a random factor in [1 - jitter, 1], so thousands of jobs do not poll in
     /// lockstep.
     double jitter = 0.2;
-    /// The whole `run` or `wait`: create, retries, polls and sleeps together. When it passes with the
-    /// job still running, the result is an ErrorKind::wait_deadline error carrying the job id.
+    /// The whole `run` or `wait`, from the call: create, retries, waits for a connection, polls and
+    /// sleeps together. Each request gets at most the time left. When it passes with the job still
+    /// running, the result is an ErrorKind::wait_deadline error carrying the job id; when it passes
+    /// before `run`'s create was answered, an ErrorKind::timeout error naming the idempotency key.
     std::chrono::milliseconds deadline = std::chrono::minutes(30);
     /// When the next delay would cross the deadline, one last poll is made this long before it
     /// instead, so a job that finished in the meantime is not reported as timed out.
     std::chrono::milliseconds last_poll_margin = std::chrono::milliseconds(500);
 };
 
-/// The delay before poll number `poll` (1 for the first).
+/// The delay before poll number `poll` (1 for the first): `first_delay * growth^(poll-1)` capped at
+/// `max_delay`, then jittered by `random_unit` in [0, 1).
 inline std::chrono::milliseconds poll_delay(const PollPolicy& policy, unsigned poll, double random_unit) {
     return apply_jitter(capped_exponential(policy.first_delay, policy.growth, policy.max_delay, poll),
                         policy.jitter, random_unit);
@@ -38,11 +43,14 @@ inline std::chrono::milliseconds poll_delay(const PollPolicy& policy, unsigned p
 
 /// A planned sleep: how long, and whether the poll after it is the last one before the deadline.
 struct PlannedSleep {
+    /// How long to sleep before the next poll.
     std::chrono::milliseconds delay{};
+    /// The poll after this sleep is the last one before the deadline.
     bool last_poll = false;
     /// Nothing fits any more: the deadline is too close for another poll.
     bool deadline_reached = false;
 
+    /// Member-wise equality.
     friend bool operator==(const PlannedSleep&, const PlannedSleep&) = default;
 };
 

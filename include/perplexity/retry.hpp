@@ -1,7 +1,8 @@
-// perplexity-async: RetryPolicy, when and how long to wait before sending a failed request again.
-//
-// Everything here is a pure function of the policy, the attempt number, the server's hints and a
-// random number, so it is tested without sockets or clocks.
+/// @file
+/// RetryPolicy, when and how long to wait before sending a failed request again.
+///
+/// Everything here is a pure function of the policy, the attempt number, the server's hints and a
+/// random number, so it is tested without sockets or clocks, and safe to call from any thread.
 #pragma once
 
 #include <algorithm>
@@ -16,7 +17,10 @@
 namespace perplexity {
 
 /// How single requests (one create, get or list) are retried. Defaults follow the official SDK's
-/// backoff but clamp the server's hints, which the SDK does not.
+/// backoff but clamp the server's hints, which the SDK does not. What is retried: transport failures
+/// and timeouts, and the statuses of `is_retryable_status` unless `x-should-retry` says otherwise;
+/// each only when the request is safe to send again (see Client::create). A retry whose wait would end
+/// after the operation's deadline is not made: the last failure is returned instead.
 struct RetryPolicy {
     /// Attempts in all, the first included; 1 disables retries.
     unsigned max_attempts = 4;
@@ -31,6 +35,7 @@ struct RetryPolicy {
     /// Server hints (retry-after-ms, retry-after) are clamped to [min_hint, max_hint]: a hint of zero
     /// must not become a busy loop, and a hint of an hour must not hang a job silently.
     std::chrono::milliseconds min_hint = std::chrono::milliseconds(50);
+    /// The longest server hint obeyed; see `min_hint`.
     std::chrono::milliseconds max_hint = std::chrono::seconds(60);
 };
 
@@ -62,7 +67,8 @@ inline std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, unsign
         policy.jitter, random_unit);
 }
 
-/// Whether an HTTP status is worth retrying: 408, 409, 429 and every 5xx.
+/// Whether an HTTP status is worth retrying: 408, 409, 429 and every 5xx. `x-should-retry` overrides
+/// it (see parse_should_retry).
 constexpr bool is_retryable_status(int status) noexcept {
     return status == 408 || status == 409 || status == 429 || status >= 500;
 }

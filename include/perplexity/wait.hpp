@@ -1,4 +1,5 @@
-// perplexity-async: WaitOptions and the progress events of `Client::wait` and `Client::run`.
+/// @file
+/// WaitOptions and the progress events of `Client::wait` and `Client::run`.
 #pragma once
 
 #include <perplexity/error.hpp>
@@ -13,22 +14,26 @@
 
 namespace perplexity {
 
-/// Something a waiting operation did or is about to do.
+/// Something a waiting operation did or is about to do. Which members are set depends on `kind`. The
+/// views and pointers are valid only during the handler's call.
 struct ProgressEvent {
+    /// What happened.
     enum class Kind {
-        /// `run` created the job; `job` is the create's answer.
+        /// `run` created the job; `job` is the create's answer. A status_changed event for the same
+        /// answer follows.
         created,
         /// A poll answered; `job` is the answer. An answer whose status comes before one already seen
         /// (a stale read) is reported here and otherwise ignored.
         polled,
         /// The job's status differs from the last one seen, and moved forward; `job` is the answer.
         status_changed,
-        /// A request failed and will be sent again after `delay`; `error` says why, `attempt` is the
-        /// attempt that failed (1 for the first).
+        /// A request (the create of `run`, or a poll) failed and will be sent again after `delay`;
+        /// `error` says why, `attempt` is the attempt that failed (1 for the first).
         retry_scheduled,
         /// The next poll comes after `delay`; `attempt` is that poll's number.
         sleeping,
     };
+    /// What happened; says which of the other members are set.
     Kind kind = Kind::polled;
     /// The job id, once known (empty for a create that has not answered yet).
     std::string_view job_id{};
@@ -36,10 +41,13 @@ struct ProgressEvent {
     const Job* job = nullptr;
     /// The failure, for retry_scheduled.
     const Error* error = nullptr;
+    /// For retry_scheduled: the attempt that failed; for sleeping: the number of the poll to come.
     unsigned attempt = 0;
+    /// For retry_scheduled and sleeping: how long until the next request.
     std::chrono::milliseconds delay{0};
 };
 
+/// The kind's name, e.g. "status_changed".
 constexpr const char* to_string(ProgressEvent::Kind kind) noexcept {
     switch (kind) {
         case ProgressEvent::Kind::created:
@@ -56,17 +64,20 @@ constexpr const char* to_string(ProgressEvent::Kind kind) noexcept {
     return "unknown";
 }
 
-/// Called synchronously on the Client's executor; it must not throw. The event and what it points to
-/// live only for the duration of the call.
+/// Called synchronously on the Client's executor; it must not throw (an exception would leave the
+/// operation through its awaitable, abandoning the wait). The event and what it points to live only for
+/// the duration of the call.
 using ProgressHandler = std::function<void(const ProgressEvent&)>;
 
-/// Per-call settings of `Client::wait` and `Client::run`.
+/// Per-call settings of `Client::wait` and `Client::run`. Copied into the operation; whatever the
+/// handlers refer to must outlive it.
 struct WaitOptions {
     /// Overrides the Client's `ClientOptions::poll` for this call.
     std::optional<PollPolicy> poll{};
     /// Sees every status change, poll, retry and sleep.
     ProgressHandler on_progress{};
-    /// `run` only: sees the created job before the first poll, so the caller can persist its id.
+    /// `run` only: sees the created job before the first poll, so the caller can persist its id. Same
+    /// rules as `on_progress`: on the Client's executor, must not throw, the Job valid during the call.
     std::function<void(const Job&)> on_created{};
     /// `run` only: the idempotency key of the create. By default a fresh UUID v4 per call; pass the key
     /// of an earlier `run` whose outcome is unknown to pick up the job it may have created.
