@@ -281,6 +281,26 @@ TEST_SUITE("connections") {
         CHECK(job.error().message.find("request_timeout") != std::string::npos);
     }
 
+    TEST_CASE("a request cut short by the operation's deadline says so") {
+        asio::io_context io;
+        test::LoopbackServer silent(io);
+        px::Client client(io.get_executor(), {.base_url = silent.base_url(),
+                                              .api_key = test::secret_key,
+                                              .request_timeout = 60s,
+                                              .retry = {.max_attempts = 1}});
+        auto job = test::run(io, client.wait("x", {.poll = px::PollPolicy{.deadline = 300ms}}));
+        REQUIRE_FALSE(job.has_value());
+        // The wait reports its deadline; the timeout under it names the deadline, not the 60 s option.
+        CHECK(job.error().kind == px::ErrorKind::wait_deadline);
+        auto created =
+            test::run(io, client.run(test::question("q"), {.poll = px::PollPolicy{.deadline = 300ms}}));
+        REQUIRE_FALSE(created.has_value());
+        CHECK(created.error().kind == px::ErrorKind::timeout);
+        CHECK_MESSAGE(created.error().message.find("what the operation's deadline left") != std::string::npos,
+                      created.error().message);
+        CHECK(created.error().message.find("60000 ms") == std::string::npos);
+    }
+
     TEST_CASE("cancellation ends a request and leaves the client usable") {
         asio::io_context io;
         test::LoopbackServer silent(io);

@@ -508,6 +508,23 @@ TEST_SUITE("stale and wrong answers") {
         CHECK(harness.simulator.stats().faults_applied == 1);
     }
 
+    TEST_CASE("a COMPLETED job without its answer fails the wait as decode, keeping the job") {
+        test::Harness harness;
+        px::Client client(harness.io.get_executor(), with_attempts(harness.client_options(), 1));
+        auto created = harness.run(client.create(question("q")));
+        REQUIRE(created.has_value());
+        harness.simulator.inject({.operation = perplexity_sim::Operation::get,
+                                  .status = 200,
+                                  .body = test::job_json(created->id, "COMPLETED")});
+        auto job = harness.run(client.wait(created->id));
+        REQUIRE_FALSE(job.has_value());
+        CHECK(job.error().kind == px::ErrorKind::decode);
+        CHECK(job.error().json_path == "$.response");
+        CHECK(job.error().job_id == created->id);
+        REQUIRE(job.error().job);
+        CHECK(job.error().job->status == px::JobStatus::completed);
+    }
+
     TEST_CASE("a poll answered with another job's id fails the wait and keeps the right id") {
         test::Harness harness;
         px::Client client(harness.io.get_executor(), with_attempts(harness.client_options(), 1));

@@ -240,6 +240,31 @@ TEST_SUITE("retries") {
     }
 }
 
+TEST_SUITE("retries") {
+    TEST_CASE("x-should-retry: true does not resend a create without a key") {
+        // The header may stop a retry, but it cannot make a second create safe: the job may exist.
+        test::Harness harness;
+        harness.simulator.inject(
+            {.operation = Operation::create, .status = 500, .headers = {{"x-should-retry", "true"}}});
+        px::Client client(harness.io.get_executor(), fast(harness.client_options()));
+        auto job = harness.run(client.create(question("q")));
+        REQUIRE_FALSE(job.has_value());
+        CHECK(job.error().http_status == 500);
+        CHECK(harness.simulator.stats().creates_received == 1);
+    }
+
+    TEST_CASE("x-should-retry: true does resend a create with a key") {
+        test::Harness harness;
+        harness.simulator.inject(
+            {.operation = Operation::create, .status = 400, .headers = {{"x-should-retry", "true"}}});
+        px::Client client(harness.io.get_executor(), fast(harness.client_options()));
+        auto job = harness.run(client.create(question("q"), "key-1"));
+        REQUIRE_MESSAGE(job.has_value(), px::to_string(job.error()));
+        CHECK(harness.simulator.stats().creates_received == 2);
+        CHECK(harness.simulator.stats().jobs_created == 1);
+    }
+}
+
 TEST_SUITE("cancellation") {
     /// Spawns `operation` with a cancellation slot, runs until `ready()`, cancels, and returns the result.
     template <class T>

@@ -122,7 +122,7 @@ class Client {
     /// With an `idempotency_key`, the API answers a repeated create with the job the key first created,
     /// so the request is retried (per ClientOptions::retry) after any retryable failure: reuse the same
     /// key for every attempt of the same job. Without one, it is retried only when it provably never
-    /// reached the server (or was refused with 429 or 408, or the server answered `x-should-retry: true`);
+    /// reached the server or was refused with 429 or 408 (`x-should-retry: true` does not change that);
     /// otherwise the Error says that a job may have been created.
     ///
     /// Paced by ClientOptions::create_requests_per_minute and by any 429 pause; not bounded by a
@@ -157,7 +157,9 @@ class Client {
     /// ClientOptions::poll). When the policy's deadline passes first, the result is an
     /// `ErrorKind::wait_deadline` Error with the job id and the job as last seen: the job may still
     /// complete. A cancelled wait carries the job id too, and the job as last seen. Any other Error (a
-    /// poll that failed after its retries, e.g. a 404) carries the job id and ends the wait.
+    /// poll that failed after its retries, e.g. a 404) carries the job id and ends the wait. A job
+    /// reported COMPLETED without its `response` is an `ErrorKind::decode` Error (at `$.response`)
+    /// carrying the job, so a successful result always has its answer.
     ///
     /// The first poll is made at once; polls share a pacing state with `get` and `list` (a 429 pauses
     /// them all). `options.on_progress` sees each poll, status change, retry and sleep.
@@ -473,6 +475,10 @@ class Client {
             for (;;) {
                 if (latest) {
                     if (latest->status == JobStatus::completed) {
+                        if (!latest->response) {
+                            // A success without its answer would only fail later, in the caller's hands.
+                            failure = completed_without_answer(*latest);
+                        }
                         co_return;
                     }
                     if (latest->status == JobStatus::failed) {
@@ -580,6 +586,15 @@ class Client {
         return error;
     }
 
+    static Error completed_without_answer(const Job& job) {
+        Error error{.kind = ErrorKind::decode,
+                    .message = "job " + job.id + " is COMPLETED but the API sent no response with it",
+                    .json_path = "$.response",
+                    .job_id = job.id};
+        error.job = std::make_shared<const Job>(job);
+        return error;
+    }
+
     static Error deadline_passed(const PollPolicy& policy, const std::string& job_id,
                                  const std::optional<Job>& latest) {
         const std::string status = latest ? latest->status_text : std::string("unknown");
@@ -675,10 +690,11 @@ class Client {
                 hint = parse_retry_hint(response["retry-after-ms"], response["retry-after"],
                                         std::chrono::system_clock::now());
                 // A 429 or 408 means the server did not act on the request, so even a create without a
-                // key may go again; after other statuses only a request that is safe to repeat may.
+                // key may go again; after other statuses only a request that is safe to repeat may,
+                // whatever x-should-retry says: it can stop a retry, but not make a second job safe.
                 const bool refused_unprocessed = status == 429 || status == 408;
-                retry = parse_should_retry(response["x-should-retry"])
-                            .value_or(is_retryable_status(status) && (resend_safe || refused_unprocessed));
+                retry = (resend_safe || refused_unprocessed) &&
+                        parse_should_retry(response["x-should-retry"]).value_or(is_retryable_status(status));
                 if (status == 429) {
                     // Every request of this kind waits, not only this one: they share the limit.
                     pacer.pause_until(Clock::now() + retry_delay(policy, attempt, hint, 0.0));
@@ -773,7 +789,8 @@ class Client {
         }
         detail::ConnectionPool::Lease lease = std::move(*acquired);
         // Waiting for a connection may have used up part of the time.
-        const auto timeout = std::min(options_.request_timeout, time_left(deadline));
+        const auto deadline_left = time_left(deadline);
+        const auto timeout = std::min(options_.request_timeout, deadline_left);
         if (timeout <= std::chrono::milliseconds(0)) {
             co_return unexpected(
                 SendFailure{Error{.kind = ErrorKind::timeout,
@@ -787,7 +804,7 @@ class Client {
                                                       {std::min(options_.connect_timeout, timeout),
                                                        std::min(options_.tls_handshake_timeout, timeout)});
                 if (!opened) {
-                    co_return unexpected(SendFailure{describe(opened.error()), false});
+                    co_return unexpected(SendFailure{describe(opened.error(), deadline_left), false});
                 }
                 lease.fill(std::move(*opened));
             }
@@ -810,7 +827,7 @@ class Client {
                 lease.discard();
                 continue;
             }
-            co_return unexpected(send_failure(failure, never_processed, resend_safe));
+            co_return unexpected(send_failure(failure, deadline_left, never_processed, resend_safe));
         }
     }
 
@@ -829,8 +846,9 @@ class Client {
                 false};
     }
 
-    SendFailure send_failure(const detail::IoFailure& failure, bool never_processed, bool resend_safe) const {
-        Error error = describe(failure);
+    SendFailure send_failure(const detail::IoFailure& failure, std::chrono::milliseconds budget,
+                             bool never_processed, bool resend_safe) const {
+        Error error = describe(failure, budget);
         if (!never_processed && !resend_safe) {
             error.message +=
                 "; the request was sent, so the server may have acted on it (for a create: list recent jobs "
@@ -899,7 +917,9 @@ class Client {
         }
     }
 
-    Error describe(const detail::IoFailure& failure) const {
+    /// `budget` is what the operation's deadline left for the attempt, which may be less than the
+    /// step's own timeout; a timeout then names the deadline.
+    Error describe(const detail::IoFailure& failure, std::chrono::milliseconds budget) const {
         namespace http = boost::beast::http;
         const std::string step = detail::to_string(failure.step);
         const std::string peer = origin_.host_header;
@@ -909,9 +929,12 @@ class Client {
             error.message = "the operation was cancelled during " + step;
         } else if (failure.ec == boost::beast::error::timeout) {
             error.kind = ErrorKind::timeout;
-            error.message = step + " with " + peer + " timed out after " +
-                            std::to_string(timeout_for(failure.step).count()) +
-                            " ms (ClientOptions::" + timeout_option_for(failure.step) + ")";
+            const auto limit = timeout_for(failure.step);
+            error.message =
+                step + " with " + peer + " timed out after " +
+                std::to_string(std::min(limit, budget).count()) + " ms (" +
+                (budget < limit ? std::string("what the operation's deadline left, less than ") : "") +
+                "ClientOptions::" + timeout_option_for(failure.step) + ")";
         } else if (failure.step == detail::IoStep::tls_handshake &&
                    (!failure.verification_problem.empty() ||
                     failure.ec.category() == boost::asio::error::get_ssl_category())) {

@@ -102,8 +102,9 @@ struct JobSummary {
 struct Job : JobSummary {
     /// Why a FAILED job failed, as the API says it.
     std::optional<std::string> error_message{};
-    /// The answer of a COMPLETED job, null before. Check it before use: a job the API reports as
-    /// COMPLETED without a `response` member decodes with this null too. Shared and immutable: an
+    /// The answer of a COMPLETED job, null before. `wait` and `run` only succeed with it set; a Job
+    /// from `get` or `parse_job` that the API reports as COMPLETED without a `response` member has it
+    /// null, so check it there. Shared and immutable: an
     /// answer never changes, and holding it by pointer keeps a Job small and cheap to copy, which
     /// matters in the coroutine frames of thousands of waiting jobs (a ChatCompletion is about 500 bytes
     /// before its strings). The answer lives as long as any copy of the pointer, independently of the
