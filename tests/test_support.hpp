@@ -97,6 +97,15 @@ T run(asio::io_context& io, asio::awaitable<T> operation,
 }
 
 /// The simulator on the test's io_context, and client options that trust it.
+/// What a Client needs to reach `simulator`: its URL, its key, and its CA.
+inline px::ClientOptions options_for(const perplexity_sim::Simulator& simulator) {
+    px::ClientOptions options;
+    options.base_url = simulator.base_url();
+    options.api_key = simulator.options().api_key;
+    options.ca_pem = simulator.ca_certificate_pem();
+    return options;
+}
+
 struct Harness {
     explicit Harness(perplexity_sim::SimulatorOptions options = {})
         : simulator(io.get_executor(), with_suite_key(std::move(options))) {
@@ -109,10 +118,7 @@ struct Harness {
     }
 
     px::ClientOptions client_options() const {
-        px::ClientOptions options;
-        options.base_url = simulator.base_url();
-        options.api_key = simulator.options().api_key;
-        options.ca_pem = simulator.ca_certificate_pem();
+        px::ClientOptions options = options_for(simulator);
         options.on_event = secret_checking_logger();
         return options;
     }

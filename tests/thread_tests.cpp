@@ -34,10 +34,7 @@ class SimulatorThread {
     }
 
     px::ClientOptions client_options() const {
-        px::ClientOptions options;
-        options.base_url = simulator_.base_url();
-        options.api_key = simulator_.options().api_key;
-        options.ca_pem = simulator_.ca_certificate_pem();
+        px::ClientOptions options = test::options_for(simulator_);
         options.poll = {.first_delay = 2ms, .growth = 1.0, .max_delay = 2ms, .jitter = 0.5, .deadline = 60s};
         return options;
     }
