@@ -75,12 +75,8 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
     while (flags.next()) {
         const std::string_view word = flags.word();
         bool bad = false;
-        if (arguments.connection.parse(flags, bad)) {
+        if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, completed, bad)) {
             // handled
-        } else if (word == "-h" || word == "--help") {
-            std::cout << usage << examples::connection_flags_help << usage_tail << "\n"
-                      << examples::environment_help;
-            std::exit(completed);
         } else if (word == "--model") {
             const auto model = flags.value();
             bad = !model;

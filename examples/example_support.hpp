@@ -118,6 +118,21 @@ inline constexpr std::string_view environment_help =
   PERPLEXITY_LOG         info or debug: log requests, retries and status changes to stderr (key redacted)
 )";
 
+/// Handles what every example accepts: the connection flags, and -h/--help, which prints `usage`, the
+/// shared flag and environment help and `usage_tail`, then exits with `help_exit`. Returns whether the
+/// flag under the cursor was one of these; sets `bad` when its value is unusable.
+inline bool parse_common_flag(Flags& flags, ConnectionFlags& connection, std::string_view usage,
+                              std::string_view usage_tail, int help_exit, bool& bad) {
+    if (connection.parse(flags, bad)) {
+        return true;
+    }
+    if (flags.word() == "-h" || flags.word() == "--help") {
+        std::cout << usage << connection_flags_help << usage_tail << "\n" << environment_help;
+        std::exit(help_exit);
+    }
+    return false;
+}
+
 /// Checks what a Client would refuse, with a hint for the commonest mistake. Prints and returns false
 /// when the options are unusable.
 inline bool usable(std::string_view program, const px::Client& client) {

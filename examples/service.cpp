@@ -91,12 +91,8 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
     while (flags.next()) {
         const std::string_view word = flags.word();
         bool bad = false;
-        if (arguments.connection.parse(flags, bad)) {
+        if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, stopped, bad)) {
             // handled
-        } else if (word == "-h" || word == "--help") {
-            std::cout << usage << examples::connection_flags_help << usage_tail << "\n"
-                      << examples::environment_help;
-            std::exit(stopped);
         } else if (word == "--listen" || word == "--model") {
             const auto value = flags.value();
             bad = !value;
