@@ -129,6 +129,27 @@ TEST_SUITE("wait and run") {
         // The last sleep was shortened to fit one more poll in before the deadline.
         CHECK(recorder.kinds.back() == Kind::polled);
     }
+
+    TEST_CASE("a poll whose retry the deadline leaves no room for ends the wait by its deadline") {
+        test::Harness harness({.in_progress_for = std::chrono::minutes(10)});
+        px::ClientOptions options = fast(harness.client_options());
+        options.retry.max_hint = 5s;
+        px::Client client(harness.io.get_executor(), options);
+        auto created = harness.run(client.create(question("q")));
+        REQUIRE(created.has_value());
+        harness.simulator.inject(
+            {.operation = Operation::get, .status = 503, .headers = {{"retry-after-ms", "2000"}}});
+        px::PollPolicy policy{
+            .first_delay = 5ms, .growth = 1.0, .max_delay = 5ms, .jitter = 0, .deadline = 500ms};
+        auto job = harness.run(client.wait(created->id, {.poll = policy}));
+        REQUIRE_FALSE(job.has_value());
+        CHECK(job.error().kind == px::ErrorKind::wait_deadline);
+        CHECK(job.error().job_id == created->id);
+        CHECK_MESSAGE(job.error().message.find("the last poll failed: http_status") != std::string::npos,
+                      job.error().message);
+        CHECK(job.error().message.find("HTTP 503") != std::string::npos);
+        CHECK(harness.simulator.stats().gets_received == 1);  // no retry was squeezed in
+    }
 }
 
 TEST_SUITE("retries") {

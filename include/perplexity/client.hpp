@@ -154,7 +154,8 @@ class Client {
 
     /// Polls a job until it is COMPLETED (the result) or FAILED (an `ErrorKind::job_failed` Error carrying
     /// the job and its error_message), pacing polls per the PollPolicy (`options.poll`, else
-    /// ClientOptions::poll). When the policy's deadline passes first, the result is an
+    /// ClientOptions::poll). When the policy's deadline passes first, or a poll's retry would end after
+    /// it (the poll's failure is then quoted in the message), the result is an
     /// `ErrorKind::wait_deadline` Error with the job id and the job as last seen: the job may still
     /// complete. A cancelled wait carries the job id too, and the job as last seen. Any other Error (a
     /// poll that failed after its retries, e.g. a 404) carries the job id and ends the wait. A job
@@ -320,14 +321,16 @@ class Client {
     }
 
     boost::asio::awaitable<expected<Job, Error>> get_job(std::string job_id, Clock::time_point deadline,
-                                                         const WaitOptions* progress) {
+                                                         const WaitOptions* progress,
+                                                         bool* gave_up_for_deadline = nullptr) {
         if (job_id.empty()) {
             co_return unexpected(
                 Error{.kind = ErrorKind::invalid_argument, .message = "the job id is empty"});
         }
         const detail::HttpRequest http_request = make_request(
             boost::beast::http::verb::get, collection_target() + '/' + detail::percent_encode(job_id));
-        auto response = co_await execute(Endpoint::get, http_request, true, deadline, progress, job_id);
+        auto response = co_await execute(Endpoint::get, http_request, true, deadline, progress, job_id,
+                                         gave_up_for_deadline);
         if (!response) {
             Error error = std::move(response).error();
             error.job_id = job_id;
@@ -520,11 +523,15 @@ class Client {
     boost::asio::awaitable<bool> poll_once(const std::string& job_id, std::optional<Job>& latest,
                                            std::optional<Error>& failure, const PollPolicy& policy,
                                            const WaitOptions& options, Clock::time_point deadline) {
-        auto fetched = co_await get_job(job_id, deadline, &options);
+        bool gave_up_for_deadline = false;
+        auto fetched = co_await get_job(job_id, deadline, &options, &gave_up_for_deadline);
         if (!fetched) {
-            if (time_left(deadline) <= std::chrono::milliseconds(0) &&
-                fetched.error().kind != ErrorKind::cancelled) {
+            // A poll that would have been retried but for the deadline ends the wait by its deadline;
+            // the poll's own failure is kept in the message.
+            if (fetched.error().kind != ErrorKind::cancelled &&
+                (gave_up_for_deadline || time_left(deadline) <= std::chrono::milliseconds(0))) {
                 failure = deadline_passed(policy, job_id, latest);
+                failure->message += "; the last poll failed: " + to_string(fetched.error());
             } else {
                 failure = std::move(fetched).error();
                 if (latest) {
@@ -645,7 +652,7 @@ class Client {
     /// as a response, for read_response to turn into an Error.
     boost::asio::awaitable<expected<detail::HttpResponse, Error>> execute(
         Endpoint endpoint, const detail::HttpRequest& request, bool resend_safe, Clock::time_point deadline,
-        const WaitOptions* progress, std::string_view job_id) {
+        const WaitOptions* progress, std::string_view job_id, bool* gave_up_for_deadline = nullptr) {
         if (configuration_error_) {
             co_return unexpected(*configuration_error_);
         }
@@ -654,6 +661,7 @@ class Client {
         for (unsigned attempt = 1;; ++attempt) {
             const Clock::time_point slot = pacer.next_slot(Clock::now());
             if (slot >= deadline) {
+                mark(gave_up_for_deadline);
                 co_return unexpected(
                     Error{.kind = ErrorKind::timeout,
                           .message = "the deadline passes before pacing lets this request go"});
@@ -667,6 +675,7 @@ class Client {
                 }
             }
             if (time_left(deadline) <= std::chrono::milliseconds(0)) {
+                mark(gave_up_for_deadline);
                 co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
             }
             const Clock::time_point sent = options_.on_event ? Clock::now() : Clock::time_point{};
@@ -716,6 +725,7 @@ class Client {
             }
             const auto delay = retry_delay(policy, attempt, hint, random_unit());
             if (delay >= time_left(deadline)) {
+                mark(gave_up_for_deadline);
                 if (outcome) {
                     co_return std::move(*outcome);
                 }
@@ -768,6 +778,12 @@ class Client {
                      .target = request.target(),
                      .job_id = job_id,
                      .attempt = attempt};
+    }
+
+    static void mark(bool* flag) {
+        if (flag != nullptr) {
+            *flag = true;
+        }
     }
 
     /// Hands an event to ClientOptions::on_event, which is set. What the handler throws is dropped:

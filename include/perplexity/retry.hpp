@@ -20,7 +20,8 @@ namespace perplexity {
 /// backoff but clamp the server's hints, which the SDK does not. What is retried: transport failures
 /// and timeouts, and the statuses of `is_retryable_status` unless `x-should-retry` says otherwise;
 /// each only when the request is safe to send again (see Client::create). A retry whose wait would end
-/// after the operation's deadline is not made: the last failure is returned instead.
+/// after the operation's deadline is not made: the last failure is returned instead (a poll of `wait`
+/// or `run` then ends the wait with `ErrorKind::wait_deadline`, quoting that failure).
 struct RetryPolicy {
     /// Attempts in all, the first included; 1 disables retries.
     unsigned max_attempts = 4;
