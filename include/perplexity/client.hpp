@@ -678,8 +678,9 @@ class Client {
                 mark(gave_up_for_deadline);
                 co_return unexpected(Error{.kind = ErrorKind::timeout, .message = "the deadline passed"});
             }
-            const Clock::time_point sent = options_.on_event ? Clock::now() : Clock::time_point{};
+            Clock::time_point sent{};
             if (options_.on_event) {
+                sent = Clock::now();
                 emit(request_event(Event::Kind::request_sent, request, job_id, attempt));
             }
             auto outcome = co_await send(request, resend_safe, deadline);

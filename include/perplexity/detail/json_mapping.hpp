@@ -211,17 +211,9 @@ void put_optional(json::object& object, std::string_view key, const std::optiona
     }
 }
 
-template <class T>
-void put_nullable(json::object& object, std::string_view key, const std::optional<T>& value) {
-    if (value) {
-        object[key] = json::value_from(*value, object.storage());
-    } else {
-        object[key] = nullptr;
-    }
-}
-
-template <class T>
-void put_nullable(json::object& object, std::string_view key, const std::shared_ptr<const T>& value) {
+/// Writes `value` (a std::optional or a shared_ptr), or null when it is empty.
+template <class Nullable>
+void put_nullable(json::object& object, std::string_view key, const Nullable& value) {
     if (value) {
         object[key] = json::value_from(*value, object.storage());
     } else {

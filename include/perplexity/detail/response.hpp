@@ -47,12 +47,13 @@ inline HttpRequest render_request(boost::beast::http::verb method, std::string_v
                                   std::string_view common_headers, std::string_view json_body = {}) {
     HttpRequest request{.method = method, .target_length = target.size()};
     const std::string_view name = request.method_name();
-    const std::string length = std::to_string(json_body.size());
     std::string& wire = request.wire;
     wire.reserve(name.size() + target.size() + common_headers.size() + json_body.size() + 64);
     wire.append(name).append(" ").append(target).append(" HTTP/1.1\r\n").append(common_headers);
     if (method == boost::beast::http::verb::post || !json_body.empty()) {
-        wire.append("Content-Type: application/json\r\nContent-Length: ").append(length).append("\r\n");
+        wire.append("Content-Type: application/json\r\nContent-Length: ")
+            .append(std::to_string(json_body.size()))
+            .append("\r\n");
     }
     wire.append("\r\n").append(json_body);
     return request;
