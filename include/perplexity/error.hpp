@@ -164,6 +164,15 @@ struct Error {
     std::shared_ptr<const Job> job{};
     /// The lower-level cause (an Asio, Beast, SSL or JSON error code) where there was one.
     boost::system::error_code cause{};
+    /// For a failed `create` or the create of `run` (before the job's id is known): whether a job may
+    /// exist anyway, because some attempt may have reached the API and was not refused by it. Worked out
+    /// from what each attempt showed, not from the kind: a connection refused, a 429 or a 401 leave it
+    /// false. When true, create again with `idempotency_key` (the API then answers with the job the key
+    /// made, if any), or list recent jobs; when false, no job was made.
+    bool job_may_exist = false;
+    /// The idempotency key the create was sent with, when it had one (`run` always has one). Pass it as
+    /// WaitOptions::idempotency_key, or to `create`, to pick up the job it may have made.
+    std::optional<std::string> idempotency_key{};
 
     /// This error's kind as an error_code, comparable with `ErrorKind` values.
     std::error_code code() const noexcept { return make_error_code(kind); }
@@ -206,6 +215,24 @@ inline std::ostream& operator<<(std::ostream& out, const Error& error) {
         out << " [job " << *error.job_id << ']';
     }
     return out;
+}
+
+/// Whether trying the same operation again later may succeed: a transport failure, a timeout, a 429,
+/// or an HTTP 408, 409 or 5xx. The library has already retried these as far as its RetryPolicy and the
+/// request's safety allowed; this is for deciding what a caller does next (e.g. keep a batch item for a
+/// later run). A retried create must carry the same idempotency key (`Error::idempotency_key`) when
+/// `job_may_exist` is true, or it may make a second job.
+inline bool is_retryable(const Error& error) noexcept {
+    switch (error.kind) {
+        case ErrorKind::transport:
+        case ErrorKind::timeout:
+        case ErrorKind::rate_limited:
+            return true;
+        case ErrorKind::http_status:
+            return error.http_status == 408 || error.http_status == 409 || error.http_status >= 500;
+        default:
+            return false;
+    }
 }
 
 /// The `operator<<` line as a string.

@@ -16,6 +16,13 @@ namespace perplexity {
 
 /// Something a waiting operation did or is about to do. Which members are set depends on `kind`. The
 /// views and pointers are valid only during the handler's call.
+///
+/// Why a second event type beside `Event`: the two have different audiences and lifetimes. `Event`
+/// (ClientOptions::on_event) is the Client's stream for logs and metrics: every request of every
+/// operation, for the Client's whole life. A ProgressEvent is one `wait` or `run` telling its own
+/// caller how that job is going (for a progress bar, or to persist the id the moment it exists): the
+/// sleeps between polls and their numbering, which a log need not see, and nothing of other
+/// operations. Both are made from the same steps of the same machines, so they cannot disagree.
 struct ProgressEvent {
     /// What happened.
     enum class Kind {

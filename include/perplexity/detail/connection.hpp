@@ -4,6 +4,7 @@
 #pragma once
 
 #include <perplexity/detail/io_step.hpp>
+#include <perplexity/detail/request.hpp>
 #include <perplexity/detail/response.hpp>
 #include <perplexity/detail/url.hpp>
 #include <perplexity/expected.hpp>
@@ -40,16 +41,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
-
-struct IoFailure {
-    IoStep step{};
-    boost::system::error_code ec{};
-    /// True when not one byte of a response arrived: on a reused connection this is what a server that
-    /// had already closed it looks like.
-    bool nothing_received = false;
-    /// OpenSSL's certificate verification verdict, when verification is what failed.
-    std::string verification_problem{};
-};
 
 struct ConnectSettings {
     std::chrono::milliseconds connect_timeout{};

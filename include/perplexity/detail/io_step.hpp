@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace perplexity::detail {
@@ -31,6 +32,17 @@ constexpr const char* to_string(IoStep step) noexcept {
     }
     return "I/O";
 }
+
+/// How an exchange failed: at which step, why, and what that says about the request.
+struct IoFailure {
+    IoStep step{};
+    boost::system::error_code ec{};
+    /// True when not one byte of a response arrived: on a reused connection this is what a server that
+    /// had already closed it looks like.
+    bool nothing_received = false;
+    /// OpenSSL's certificate verification verdict, when verification is what failed.
+    std::string verification_problem{};
+};
 
 #ifdef PERPLEXITY_ASYNC_FAULT_INJECTION
 

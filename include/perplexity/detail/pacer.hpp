@@ -1,5 +1,7 @@
 // Client-wide pacing of one kind of request: an even spacing (a leaky bucket of size one), and a pause
 // that a 429 imposes on every request of that kind, not just the one that got it.
+//
+// Pure: the time is always an argument, so the request machine and its tests drive it without a clock.
 #pragma once
 
 #include <algorithm>
@@ -18,20 +20,28 @@ class Pacer {
                                           static_cast<Clock::duration::rep>(per_minute);
     }
 
-    /// When a request asked for at `now` may go, without taking the slot.
-    Clock::time_point next_slot(Clock::time_point now) const {
-        return std::max({now, paused_until_, next_free_});
+    /// When a request asked for at `now` may go, without taking the slot. A request that already sat
+    /// out a 429 of its own does not honour the pause: its own jittered delay is what spreads the
+    /// retries, and waiting for the longest pause of all would send them together again.
+    Clock::time_point next_slot(Clock::time_point now, bool honour_pause = true) const {
+        return std::max({now, honour_pause ? paused_until_ : now, next_free_});
     }
 
-    /// Takes the next slot and returns when the request may go.
-    Clock::time_point reserve(Clock::time_point now) {
-        const Clock::time_point slot = next_slot(now);
-        next_free_ = slot + interval_;
+    /// Takes `slot` (from next_slot): the next request goes one interval later at the earliest.
+    void take(Clock::time_point slot) { next_free_ = std::max(next_free_, slot + interval_); }
+
+    /// Takes the next slot for a request asked for at `now` and returns when it may go.
+    Clock::time_point reserve(Clock::time_point now, bool honour_pause = true) {
+        const Clock::time_point slot = next_slot(now, honour_pause);
+        take(slot);
         return slot;
     }
 
     /// No request of this kind goes before `until`.
     void pause_until(Clock::time_point until) { paused_until_ = std::max(paused_until_, until); }
+
+    /// Until when requests are paused (a time in the past when they are not).
+    Clock::time_point paused_until() const { return paused_until_; }
 
   private:
     Clock::duration interval_ = Clock::duration::zero();

@@ -1,11 +1,15 @@
-// Turning an HTTP response into an operation's result. Kept apart from the Client so that the exact
-// code the Client runs on every response can also be fed raw bytes by the fuzz targets.
+// Turning an HTTP response into an operation's result, and into the facts the request machine decides
+// on. Kept apart from the Client so that the exact code the Client runs on every response can also be
+// fed raw bytes by the fuzz targets.
 #pragma once
 
 #include <perplexity/detail/error_body.hpp>
+#include <perplexity/detail/error_text.hpp>
+#include <perplexity/detail/request_machine.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>
 #include <perplexity/json.hpp>
+#include <perplexity/retry.hpp>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -20,44 +24,6 @@
 
 namespace perplexity::detail {
 
-/// A request as it goes on the wire. Requests are written as one string rather than through Beast's
-/// serializer: the header lines are the same for every request of a Client, so they are rendered once
-/// (see `render_request`), and a poll then costs one allocation and one write instead of an allocation
-/// per field and a buffer sequence per line.
-struct HttpRequest {
-    boost::beast::http::verb method = boost::beast::http::verb::get;
-    /// The exact bytes sent: request line, headers, blank line, body.
-    std::string wire{};
-    std::size_t target_length = 0;
-
-    std::string_view method_name() const {
-        const auto name = boost::beast::http::to_string(method);
-        return {name.data(), name.size()};
-    }
-    /// The path and query, as written on the request line.
-    std::string_view target() const {
-        return std::string_view(wire).substr(method_name().size() + 1, target_length);
-    }
-};
-
-/// Renders a request. `common_headers` are complete header lines ("Name: value\r\n"), already checked
-/// to hold no line breaks inside values; `target` must be a valid, percent-encoded origin-form target.
-/// A body is sent as JSON with its length.
-inline HttpRequest render_request(boost::beast::http::verb method, std::string_view target,
-                                  std::string_view common_headers, std::string_view json_body = {}) {
-    HttpRequest request{.method = method, .target_length = target.size()};
-    const std::string_view name = request.method_name();
-    std::string& wire = request.wire;
-    wire.reserve(name.size() + target.size() + common_headers.size() + json_body.size() + 64);
-    wire.append(name).append(" ").append(target).append(" HTTP/1.1\r\n").append(common_headers);
-    if (method == boost::beast::http::verb::post || !json_body.empty()) {
-        wire.append("Content-Type: application/json\r\nContent-Length: ")
-            .append(std::to_string(json_body.size()))
-            .append("\r\n");
-    }
-    wire.append("\r\n").append(json_body);
-    return request;
-}
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 
 struct ExchangeLimits {
@@ -73,27 +39,17 @@ void apply_limits(Parser& parser, const ExchangeLimits& limits) {
     parser.body_limit(limits.max_body);
 }
 
-inline std::string describe_status(int status) {
-    switch (status) {
-        case 400:
-            return "the API rejected the request as malformed";
-        case 401:
-            return "the API refused the API key; check ClientOptions::api_key (PERPLEXITY_API_KEY)";
-        case 403:
-            return "the API key is not allowed to do this";
-        case 404:
-            return "not found: the job id is unknown or has expired, or the path prefix is wrong";
-        case 422:
-            return "the API rejected the request's parameters";
-        case 429:
-            return "the API's rate limit was exceeded; slow down before retrying";
-        default:
-            break;
+/// What the request machine needs of an answer: its status and, for an error status, the server's
+/// retry hints (a date in retry-after is measured against `now`). A success needs no hints, and most
+/// answers are successes: their headers are not searched.
+inline Reply reply_of(const HttpResponse& response, std::chrono::system_clock::time_point now) {
+    const int status = static_cast<int>(response.result_int());
+    if (status >= 200 && status < 300) {
+        return Reply{.status = status};
     }
-    if (status >= 500) {
-        return "the API failed with a server error; a later retry may succeed";
-    }
-    return "the API answered with an unexpected HTTP status";
+    return Reply{.status = status,
+                 .retry_hint = parse_retry_hint(response["retry-after-ms"], response["retry-after"], now),
+                 .should_retry = parse_should_retry(response["x-should-retry"])};
 }
 
 /// Replaces every occurrence of `secret` in `text`.

@@ -1,0 +1,222 @@
+// The wording of every Error the library makes itself, in one place: what went wrong, in the user's
+// terms (the option to change, the id or key to keep), never the API key. Pure functions of their
+// arguments; the machines and drivers only choose which one applies.
+#pragma once
+
+#include <perplexity/detail/io_step.hpp>
+#include <perplexity/error.hpp>
+#include <perplexity/job.hpp>
+#include <perplexity/options.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace perplexity::detail {
+
+/// What an HTTP error status means for this API.
+inline std::string describe_status(int status) {
+    switch (status) {
+        case 400:
+            return "the API rejected the request as malformed";
+        case 401:
+            return "the API refused the API key; check ClientOptions::api_key (PERPLEXITY_API_KEY)";
+        case 403:
+            return "the API key is not allowed to do this";
+        case 404:
+            return "not found: the job id is unknown or has expired, or the path prefix is wrong";
+        case 422:
+            return "the API rejected the request's parameters";
+        case 429:
+            return "the API's rate limit was exceeded; slow down before retrying";
+        default:
+            break;
+    }
+    if (status >= 500) {
+        return "the API failed with a server error; a later retry may succeed";
+    }
+    return "the API answered with an unexpected HTTP status";
+}
+
+inline Error invalid_argument(std::string message) {
+    return Error{.kind = ErrorKind::invalid_argument, .message = std::move(message)};
+}
+
+/// The operation was cancelled `during` something; `ec` is Asio's reason.
+inline Error cancelled(const boost::system::error_code& ec, std::string_view during) {
+    return Error{.kind = ErrorKind::cancelled,
+                 .message = "the operation was cancelled " + std::string(during),
+                 .cause = ec};
+}
+
+inline Error deadline_passes_before_pacing() {
+    return Error{.kind = ErrorKind::timeout,
+                 .message = "the deadline passes before pacing lets this request go"};
+}
+
+inline Error deadline_passed_before_sending() {
+    return Error{.kind = ErrorKind::timeout, .message = "the deadline passed"};
+}
+
+inline Error deadline_passed_waiting_for_connection() {
+    return Error{.kind = ErrorKind::timeout, .message = "the deadline passed while waiting for a connection"};
+}
+
+inline Error no_free_connection(bool was_cancelled, std::size_t max_connections) {
+    if (was_cancelled) {
+        return Error{.kind = ErrorKind::cancelled,
+                     .message = "the operation was cancelled while waiting for a free connection"};
+    }
+    return Error{.kind = ErrorKind::timeout,
+                 .message =
+                     "the deadline passed while every connection was busy "
+                     "(ClientOptions::max_connections = " +
+                     std::to_string(max_connections) + ")"};
+}
+
+namespace io_wording {
+
+inline std::chrono::milliseconds timeout_for(IoStep step, const ClientOptions& options) {
+    switch (step) {
+        case IoStep::resolve:
+        case IoStep::connect:
+            return options.connect_timeout;
+        case IoStep::tls_handshake:
+            return options.tls_handshake_timeout;
+        default:
+            return options.request_timeout;
+    }
+}
+
+inline const char* timeout_option_for(IoStep step) {
+    switch (step) {
+        case IoStep::resolve:
+        case IoStep::connect:
+            return "connect_timeout";
+        case IoStep::tls_handshake:
+            return "tls_handshake_timeout";
+        default:
+            return "request_timeout";
+    }
+}
+
+}  // namespace io_wording
+
+/// An exchange with `peer` that failed. `budget` is what the operation's deadline left for the attempt,
+/// which may be less than the step's own timeout; a timeout then names the deadline.
+inline Error describe(const IoFailure& failure, std::chrono::milliseconds budget,
+                      const ClientOptions& options, std::string_view peer_name) {
+    namespace http = boost::beast::http;
+    const std::string step = to_string(failure.step);
+    const std::string peer(peer_name);
+    Error error{.cause = failure.ec};
+    if (failure.ec == boost::asio::error::operation_aborted) {
+        error.kind = ErrorKind::cancelled;
+        error.message = "the operation was cancelled during " + step;
+    } else if (failure.ec == boost::beast::error::timeout) {
+        error.kind = ErrorKind::timeout;
+        const auto limit = io_wording::timeout_for(failure.step, options);
+        error.message =
+            step + " with " + peer + " timed out after " + std::to_string(std::min(limit, budget).count()) +
+            " ms (" + (budget < limit ? std::string("what the operation's deadline left, less than ") : "") +
+            "ClientOptions::" + io_wording::timeout_option_for(failure.step) + ")";
+    } else if (failure.step == IoStep::tls_handshake &&
+               (!failure.verification_problem.empty() ||
+                failure.ec.category() == boost::asio::error::get_ssl_category())) {
+        // TLS itself refused (a certificate, a protocol version); a reset or a close during the
+        // handshake falls through to a transport Error, which may be retried.
+        error.kind = ErrorKind::tls;
+        error.message = "the TLS handshake with " + peer + " failed: " +
+                        (failure.verification_problem.empty()
+                             ? failure.ec.message()
+                             : "the server's certificate was refused (" + failure.verification_problem + ")");
+    } else if (failure.ec == http::error::body_limit) {
+        error.kind = ErrorKind::protocol;
+        error.message = "the response body is larger than ClientOptions::max_response_body (" +
+                        std::to_string(options.max_response_body) + " bytes); it was not read";
+    } else if (failure.ec == http::error::header_limit) {
+        error.kind = ErrorKind::protocol;
+        error.message = "the response header is larger than ClientOptions::max_response_header (" +
+                        std::to_string(options.max_response_header) + " bytes)";
+    } else if (failure.ec.category() == http::make_error_code(http::error::bad_version).category() &&
+               failure.ec != http::error::end_of_stream && failure.ec != http::error::partial_message) {
+        error.kind = ErrorKind::protocol;
+        error.message = "the response from " + peer + " is not valid HTTP/1.1 (" + failure.ec.message() + ")";
+    } else if (failure.step == IoStep::read_header && failure.nothing_received) {
+        error.message = "the server " + peer + " closed the connection before answering";
+    } else {
+        error.message = step + " with " + peer + " failed: " + failure.ec.message();
+    }
+    return error;
+}
+
+/// Added to a failure of a request that is not safe to repeat and may have reached the server.
+inline void note_may_have_acted(Error& error) {
+    error.message +=
+        "; the request was sent, so the server may have acted on it (for a create: list recent jobs "
+        "to find out, and pass an idempotency_key so a retry cannot create a second job)";
+}
+
+/// Says, in the message of a failed create of `run`, what the attempts showed about the job: it may
+/// exist (and the key picks it up), or it provably does not.
+inline void note_run_create_outcome(Error& error) {
+    const bool unclear = error.kind == ErrorKind::timeout || error.kind == ErrorKind::transport ||
+                         error.kind == ErrorKind::cancelled || error.kind == ErrorKind::rate_limited;
+    if (error.job_may_exist && error.idempotency_key) {
+        error.message +=
+            "; to pick up the job if it was created, run again with WaitOptions::idempotency_key = \"" +
+            *error.idempotency_key + "\"";
+    } else if (unclear && !error.job_may_exist) {
+        error.message += "; no job was created: the create never reached the API, or the API refused it";
+    }
+}
+
+inline Error job_failed(const Job& job) {
+    Error error{.kind = ErrorKind::job_failed,
+                .message = "job " + job.id + " failed",
+                .api_message = job.error_message.value_or(""),
+                .job_id = job.id};
+    error.job = std::make_shared<const Job>(job);
+    return error;
+}
+
+inline Error completed_without_answer(const Job& job) {
+    Error error{.kind = ErrorKind::decode,
+                .message = "job " + job.id + " is COMPLETED but the API sent no response with it",
+                .json_path = "$.response",
+                .job_id = job.id};
+    error.job = std::make_shared<const Job>(job);
+    return error;
+}
+
+inline Error answered_about_another_job(const std::string& asked, const std::string& answered) {
+    return Error{.kind = ErrorKind::decode,
+                 .message = "the API answered with job \"" + answered + "\" when asked for \"" + asked + "\"",
+                 .json_path = "$.id",
+                 .job_id = asked};
+}
+
+/// The wait's deadline (PollPolicy::deadline, `deadline`) passed with job `job_id` as last seen.
+inline Error wait_deadline_passed(std::chrono::milliseconds deadline, const std::string& job_id,
+                                  const std::optional<Job>& latest) {
+    const std::string status = latest ? latest->status_text : std::string("unknown");
+    Error error{.kind = ErrorKind::wait_deadline,
+                .message = "the wait deadline of " + std::to_string(deadline.count()) +
+                           " ms (PollPolicy::deadline) passed while job " + job_id + " was " + status +
+                           "; it may still complete: wait on it again later",
+                .job_id = job_id};
+    if (latest) {
+        error.job = std::make_shared<const Job>(*latest);
+    }
+    return error;
+}
+
+}  // namespace perplexity::detail

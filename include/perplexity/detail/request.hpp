@@ -1,0 +1,118 @@
+// The requests of the API as they go on the wire, each rendered in one piece.
+#pragma once
+
+#include <perplexity/chat.hpp>
+#include <perplexity/detail/error_text.hpp>
+#include <perplexity/detail/url.hpp>
+#include <perplexity/error.hpp>
+
+#include <boost/beast/http/verb.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace perplexity::detail {
+
+/// A request as it goes on the wire. Requests are written as one string rather than through Beast's
+/// serializer: the header lines are the same for every request of a Client, so they are rendered once
+/// (see `render_request`), and a poll then costs one allocation and one write instead of an allocation
+/// per field and a buffer sequence per line.
+struct HttpRequest {
+    boost::beast::http::verb method = boost::beast::http::verb::get;
+    /// The exact bytes sent: request line, headers, blank line, body.
+    std::string wire{};
+    std::size_t target_length = 0;
+
+    std::string_view method_name() const {
+        const auto name = boost::beast::http::to_string(method);
+        return {name.data(), name.size()};
+    }
+    /// The path and query, as written on the request line.
+    std::string_view target() const {
+        return std::string_view(wire).substr(method_name().size() + 1, target_length);
+    }
+};
+
+/// Renders a request. `common_headers` are complete header lines ("Name: value\r\n"), already checked
+/// to hold no line breaks inside values; `target` must be a valid, percent-encoded origin-form target.
+/// A body is sent as JSON with its length.
+inline HttpRequest render_request(boost::beast::http::verb method, std::string_view target,
+                                  std::string_view common_headers, std::string_view json_body = {}) {
+    HttpRequest request{.method = method, .target_length = target.size()};
+    const std::string_view name = request.method_name();
+    std::string& wire = request.wire;
+    wire.reserve(name.size() + target.size() + common_headers.size() + json_body.size() + 64);
+    wire.append(name).append(" ").append(target).append(" HTTP/1.1\r\n").append(common_headers);
+    if (method == boost::beast::http::verb::post || !json_body.empty()) {
+        wire.append("Content-Type: application/json\r\nContent-Length: ")
+            .append(std::to_string(json_body.size()))
+            .append("\r\n");
+    }
+    wire.append("\r\n").append(json_body);
+    return request;
+}
+
+/// Why `request` (with `idempotency_key`) cannot be sent as a create, if it cannot: caught here, the
+/// API's 400 would cost a round trip and say less.
+inline std::optional<Error> check_create(const ChatRequest& request,
+                                         const std::optional<std::string>& idempotency_key) {
+    if (request.model.empty()) {
+        return invalid_argument("ChatRequest::model is empty");
+    }
+    if (request.messages.empty()) {
+        return invalid_argument("ChatRequest::messages is empty; a job needs at least one message");
+    }
+    for (std::size_t i = 0; i < request.messages.size(); ++i) {
+        if (request.messages[i].role.empty()) {
+            return invalid_argument("ChatRequest::messages[" + std::to_string(i) + "].role is empty");
+        }
+    }
+    if (request.max_tokens && *request.max_tokens <= 0) {
+        return invalid_argument("ChatRequest::max_tokens must be greater than 0");
+    }
+    if (idempotency_key && idempotency_key->empty()) {
+        return invalid_argument("the idempotency key is empty; pass std::nullopt for none");
+    }
+    return std::nullopt;
+}
+
+/// The requests of one Client: the collection's target and the header lines every request carries
+/// (which hold the API key) are fixed when the Client is configured.
+class RequestRenderer {
+  public:
+    RequestRenderer() = default;
+    RequestRenderer(std::string collection_target, std::string common_headers)
+        : collection_target_(std::move(collection_target)), common_headers_(std::move(common_headers)) {}
+
+    HttpRequest create(std::string_view json_body) const {
+        return render_request(boost::beast::http::verb::post, collection_target_, common_headers_, json_body);
+    }
+
+    HttpRequest get(std::string_view job_id) const {
+        return render_request(boost::beast::http::verb::get,
+                              collection_target_ + '/' + percent_encode(job_id), common_headers_);
+    }
+
+    HttpRequest list(std::optional<std::size_t> limit, const std::optional<std::string>& next_token) const {
+        std::string target = collection_target_;
+        char separator = '?';
+        if (limit) {
+            target.append(1, separator).append("limit=").append(std::to_string(*limit));
+            separator = '&';
+        }
+        if (next_token) {
+            target.append(1, separator).append("next_token=").append(percent_encode(*next_token));
+        }
+        return render_request(boost::beast::http::verb::get, target, common_headers_);
+    }
+
+  private:
+    std::string collection_target_;
+    /// Host, Authorization, Accept and User-Agent lines. Holds the key.
+    std::string common_headers_;
+};
+
+}  // namespace perplexity::detail
