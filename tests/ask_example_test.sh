@@ -58,6 +58,15 @@ code=$?
 check "an interrupted wait exits 5 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 5 ]
 check "an interrupted wait names the job" grep -q "cancelled.*\[job " "$workdir/err"
 
+# A create that provably never left the machine (the connection is refused) says no job was made, and
+# does not send the user looking for one by its key.
+PERPLEXITY_API_KEY=test-key "$ask" --base-url https://127.0.0.1:1 --ca-file "$workdir/fast/ca.pem" \
+    "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "a refused connection exits 3 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 3 ]
+check "a refused connection says no job was created" grep -q "no job was created" "$workdir/err"
+check "a refused connection does not suggest picking a job up" bash -c "! grep -q 'pick up' '$workdir/err'"
+
 # The environment alone is enough: PERPLEXITY_BASE_URL instead of --base-url.
 PERPLEXITY_API_KEY=test-key PERPLEXITY_BASE_URL="$url" "$ask" --poll-interval 0 --ca-file "$workdir/fast/ca.pem" \
     "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"

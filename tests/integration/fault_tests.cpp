@@ -182,19 +182,31 @@ TEST_SUITE("fail at step n") {
                                 std::string_view(operation.name) == "wait") {
                                 CHECK(error->job_id == existing_job);
                             }
-                            if (std::string_view(operation.name) == "run") {
-                                // Either the job id or the key to pick it up with: never neither.
+                            const bool request_went_out =
+                                step == IoStep::read_header || step == IoStep::read_body;
+                            if (std::string_view(operation.name) == "run" && !error->job_id) {
+                                // Without the job id, the Error says what the attempts showed: a job
+                                // may exist (and the key picks it up), or provably none was made.
                                 const bool names_key =
                                     error->message.find("idempotency_key") != std::string::npos;
-                                CHECK((error->job_id.has_value() || names_key));
-                                if (names_key) {
+                                CHECK(error->idempotency_key.has_value());
+                                CHECK(error->job_may_exist == request_went_out);
+                                CHECK(names_key == error->job_may_exist);
+                                if (error->job_may_exist) {
                                     CHECK(jobs_created <= 1);
+                                } else {
+                                    CHECK(jobs_created == 0);
+                                    CHECK(error->message.find("no job was created") != std::string::npos);
                                 }
                             }
-                            if (std::string_view(operation.name) == "create" &&
-                                (step == IoStep::read_header || step == IoStep::read_body)) {
-                                // The request went out, so a job may exist: the Error must say so.
-                                CHECK(error->message.find("may have acted") != std::string::npos);
+                            if (std::string_view(operation.name).starts_with("create") && !error->job_id) {
+                                // Once the request went out a job may exist, and the Error must say so.
+                                CHECK(error->job_may_exist == request_went_out);
+                                if (!request_went_out) {
+                                    CHECK(jobs_created == 0);
+                                } else if (std::string_view(operation.name) == "create") {
+                                    CHECK(error->message.find("may have acted") != std::string::npos);
+                                }
                             }
                             if (attempts > 1) {
                                 CHECK(operation.may_fail_with_retries);

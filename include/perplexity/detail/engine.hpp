@@ -1,0 +1,412 @@
+// The drivers of the Client's operations: each awaits what its machine asks for (a sleep, a request, a
+// poll) and feeds the result back, and reports what the machine says happened. No decision is made
+// here: retries, pacing and deadlines are the request machine's (request_machine.hpp), polling and
+// settling a run the wait machine's (wait_machine.hpp), and the wording of every Error error_text.hpp's.
+//
+// wait and run live as long as their job is waited for, so a waiting job's frames are kept few and
+// small: wait_job or run_job (holding the machine and the options) and poll_until_final (holding the
+// timer). Results travel through references, because every local of a coroutine gets its own slot in
+// the frame for the frame's whole life (GCC 12 does not overlap them), and the short-lived coroutines
+// of a create or a poll are gone while the job sleeps.
+#pragma once
+
+#include <perplexity/detail/configuration.hpp>
+#include <perplexity/detail/error_text.hpp>
+#include <perplexity/detail/pacer.hpp>
+#include <perplexity/detail/request.hpp>
+#include <perplexity/detail/request_machine.hpp>
+#include <perplexity/detail/response.hpp>
+#include <perplexity/detail/transport.hpp>
+#include <perplexity/detail/uuid.hpp>
+#include <perplexity/detail/wait_machine.hpp>
+#include <perplexity/error.hpp>
+#include <perplexity/events.hpp>
+#include <perplexity/expected.hpp>
+#include <perplexity/job.hpp>
+#include <perplexity/json.hpp>
+#include <perplexity/options.hpp>
+#include <perplexity/wait.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace perplexity::detail {
+
+/// A request's result, and what its attempts showed.
+struct RequestOutcome {
+    expected<HttpResponse, Error> response;
+    /// It stopped retrying because the deadline left no room.
+    bool gave_up_for_deadline = false;
+    /// Some attempt may have reached the server and been acted on.
+    bool may_have_acted = false;
+};
+
+/// What a Client runs its operations with: the checked configuration, the transport, the pacing state
+/// and the drivers.
+class Engine {
+  public:
+    Engine(boost::asio::any_io_executor executor, const ClientOptions& options)
+        : executor_(executor), options_(options), transport_(executor, options) {
+        if (auto checked = configure(options_, transport_.tls_context())) {
+            configuration_ = std::move(*checked);
+        } else {
+            configuration_error_ = std::move(checked).error();
+        }
+        create_pacer_.set_rate(options_.create_requests_per_minute);
+    }
+
+    const std::optional<Error>& configuration_error() const noexcept { return configuration_error_; }
+    ConnectionPool& pool() noexcept { return transport_.pool(); }
+    const ConnectionPool& pool() const noexcept { return transport_.pool(); }
+
+    boost::asio::awaitable<expected<Job, Error>> create(ChatRequest request,
+                                                        std::optional<std::string> idempotency_key) {
+        const OperationInProgress in_progress(pool());
+        if (auto invalid = check_create(request, idempotency_key)) {
+            co_return unexpected(std::move(*invalid));
+        }
+        const HttpRequest http_request = create_request(request, idempotency_key);
+        auto outcome = co_await execute(create_pacer_, http_request, idempotency_key.has_value(),
+                                        no_deadline(), nullptr, {});
+        co_return created_job(outcome, idempotency_key);
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
+        const OperationInProgress in_progress(pool());
+        bool gave_up_for_deadline = false;
+        co_return co_await get_job(job_id, no_deadline(), nullptr, gave_up_for_deadline);
+    }
+
+    boost::asio::awaitable<expected<JobPage, Error>> list(std::optional<std::size_t> limit,
+                                                          std::optional<std::string> next_token) {
+        const OperationInProgress in_progress(pool());
+        if (limit && *limit == 0) {
+            co_return unexpected(invalid_argument("the list limit must be at least 1"));
+        }
+        const HttpRequest http_request = configuration_.requests.list(limit, next_token);
+        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, {});
+        if (!outcome.response) {
+            co_return unexpected(std::move(outcome.response).error());
+        }
+        co_return read_response<JobPage>(*outcome.response, "job list", std::nullopt, options_.api_key);
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options) {
+        const OperationInProgress in_progress(pool());
+        if (job_id.empty()) {
+            co_return unexpected(invalid_argument("the job id is empty"));
+        }
+        const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
+        WaitMachine machine(policy, Clock::now() + policy.deadline, std::move(job_id));
+        co_await poll_until_final(machine, machine.start(), options);
+        co_return std::move(machine).result();
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> run(std::unique_ptr<ChatRequest> request,
+                                                     WaitOptions options) {
+        const OperationInProgress in_progress(pool());
+        const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
+        WaitMachine machine(policy, Clock::now() + policy.deadline);
+        std::string key = options.idempotency_key ? *options.idempotency_key : uuid_v4();
+        const WaitStep first = co_await create_for_run(std::move(request), key, machine, options);
+        co_await poll_until_final(machine, first, options);
+        co_return std::move(machine).result();
+    }
+
+  private:
+    HttpRequest create_request(const ChatRequest& request, const std::optional<std::string>& key) const {
+        return configuration_.requests.create(boost::json::serialize(create_request_body(request, key)));
+    }
+
+    /// The job a create's outcome describes, announced to ClientOptions::on_event; a failure says
+    /// whether a job may exist, and with which key.
+    expected<Job, Error> created_job(RequestOutcome& outcome, const std::optional<std::string>& key) const {
+        expected<Job, Error> job =
+            outcome.response ? read_response<Job>(*outcome.response, "job", std::nullopt, options_.api_key)
+                             : expected<Job, Error>(unexpected(std::move(outcome.response).error()));
+        if (job && options_.on_event) {
+            emit({.kind = Event::Kind::job_created, .job_id = job->id, .job = &*job});
+        }
+        if (!job) {
+            job.error().idempotency_key = key;
+            job.error().job_may_exist = !job.error().job_id && outcome.may_have_acted;
+        }
+        return job;
+    }
+
+    /// The create of `run`, settled by the machine. One coroutine, rather than create's, so that a job
+    /// queued for a connection in a burst of runs holds one frame fewer.
+    boost::asio::awaitable<WaitStep> create_for_run(std::unique_ptr<ChatRequest> request,
+                                                    const std::string& key, WaitMachine& machine,
+                                                    const WaitOptions& options) {
+        if (auto invalid = check_create(*request, key)) {
+            expected<Job, Error> refused = unexpected(std::move(*invalid));
+            co_return machine.created(refused, false, key, Clock::now(), random_unit());
+        }
+        const HttpRequest http_request = create_request(*request, key);
+        request.reset();
+        auto outcome = co_await execute(create_pacer_, http_request, true, machine.deadline(),
+                                        options.on_progress ? &options : nullptr, {});
+        expected<Job, Error> created = created_job(outcome, key);
+        const WaitStep step =
+            machine.created(created, outcome.may_have_acted, key, Clock::now(), random_unit());
+        report(step, machine, options);
+        co_return step;
+    }
+
+    boost::asio::awaitable<expected<Job, Error>> get_job(const std::string& job_id,
+                                                         Clock::time_point deadline,
+                                                         const WaitOptions* progress,
+                                                         bool& gave_up_for_deadline) {
+        if (job_id.empty()) {
+            co_return unexpected(invalid_argument("the job id is empty"));
+        }
+        const HttpRequest http_request = configuration_.requests.get(job_id);
+        auto outcome = co_await execute(poll_pacer_, http_request, true, deadline, progress, job_id);
+        gave_up_for_deadline = outcome.gave_up_for_deadline;
+        co_return fetched_job(outcome, job_id);
+    }
+
+    expected<Job, Error> fetched_job(RequestOutcome& outcome, const std::string& job_id) const {
+        if (!outcome.response) {
+            Error error = std::move(outcome.response).error();
+            error.job_id = job_id;
+            return unexpected(std::move(error));
+        }
+        auto job = read_response<Job>(*outcome.response, "job", job_id, options_.api_key);
+        if (job && job->id != job_id) {
+            return unexpected(answered_about_another_job(job_id, job->id));
+        }
+        return job;
+    }
+
+    /// The wait of `wait` and `run`, from the machine's `step` on: sleeps and polls until it finishes.
+    boost::asio::awaitable<void> poll_until_final(WaitMachine& machine, WaitStep step,
+                                                  const WaitOptions& options) {
+        // One timer for every sleep of the wait, in this frame: a sleep in a coroutine of its own would
+        // add a frame per waiting job.
+        boost::asio::steady_timer timer(executor_);
+        while (step.action != WaitStep::Action::finish) {
+            try {
+                if (step.action == WaitStep::Action::sleep) {
+                    notify(options, {.kind = ProgressEvent::Kind::sleeping,
+                                     .job_id = machine.job_id(),
+                                     .attempt = step.poll,
+                                     .delay = step.delay});
+                    if (step.delay > std::chrono::milliseconds(0)) {
+                        timer.expires_after(step.delay);
+                        const auto [ec] =
+                            co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+                        if (ec) {
+                            step = machine.interrupted(ec);
+                            continue;
+                        }
+                    }
+                    step = machine.woke();
+                } else {
+                    step = co_await poll_once(machine, options);
+                }
+            } catch (const boost::system::system_error& thrown) {
+                // Cancellation of the awaiting coroutine surfaces as an exception.
+                step = machine.interrupted(thrown.code());
+            }
+        }
+    }
+
+    /// One poll, its answer fed to the machine and reported.
+    boost::asio::awaitable<WaitStep> poll_once(WaitMachine& machine, const WaitOptions& options) {
+        bool gave_up_for_deadline = false;
+        auto answer = co_await get_job(machine.job_id(), machine.deadline(), &options, gave_up_for_deadline);
+        const WaitStep step = machine.polled(answer, gave_up_for_deadline, Clock::now(), random_unit());
+        report(step, machine, options);
+        co_return step;
+    }
+
+    /// Reports what a wait step says happened to the job.
+    void report(const WaitStep& step, const WaitMachine& machine, const WaitOptions& options) const {
+        if (step.job == nullptr) {
+            return;
+        }
+        const std::string_view job_id = machine.job_id();
+        if (step.created) {
+            if (options.on_created) {
+                options.on_created(*step.job);
+            }
+            notify(options, {.kind = ProgressEvent::Kind::created, .job_id = job_id, .job = step.job});
+        }
+        if (step.polled) {
+            notify(options, {.kind = ProgressEvent::Kind::polled, .job_id = job_id, .job = step.job});
+        }
+        if (step.status_changed) {
+            notify(options, {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = step.job});
+            // run's create announces itself as job_created; a poll's news is a status change.
+            if (options_.on_event && !step.created) {
+                emit({.kind = Event::Kind::job_status_changed, .job_id = job_id, .job = step.job});
+            }
+        }
+    }
+
+    /// One request with pacing and retries, as the request machine directs. A non-2xx answer that is
+    /// not retried is the result too, for read_response to turn into an Error.
+    boost::asio::awaitable<RequestOutcome> execute(Pacer& pacer, const HttpRequest& request, bool resend_safe,
+                                                   Clock::time_point deadline, const WaitOptions* progress,
+                                                   std::string_view job_id) {
+        if (configuration_error_) {
+            co_return RequestOutcome{unexpected(*configuration_error_)};
+        }
+        RequestMachine machine(options_.retry, pacer, resend_safe, deadline);
+        std::optional<HttpResponse> answer;
+        RequestStep step = machine.start(Clock::now());
+        while (step.action != RequestStep::Action::finish) {
+            try {
+                if (step.action == RequestStep::Action::sleep) {
+                    if (step.retrying != nullptr) {
+                        report_retry(request, job_id, step, progress);
+                    }
+                    const auto ec = co_await sleep_until(step.until);
+                    step = ec ? machine.interrupted(ec) : machine.woke(Clock::now());
+                    continue;
+                }
+                const Clock::time_point sent = report_sending(request, job_id, step.attempt);
+                auto sent_outcome =
+                    co_await transport_.send(configuration_.origin, request, resend_safe, deadline);
+                report_outcome(request, job_id, step.attempt, sent, sent_outcome);
+                if (sent_outcome) {
+                    answer = std::move(*sent_outcome);
+                    step = machine.answered(reply_of(*answer, std::chrono::system_clock::now()), Clock::now(),
+                                            random_unit());
+                } else {
+                    step = machine.failed(std::move(sent_outcome).error(), Clock::now(), random_unit());
+                }
+            } catch (const boost::system::system_error& thrown) {
+                // Cancellation of the awaiting coroutine surfaces as an exception.
+                step = machine.interrupted(thrown.code());
+            }
+        }
+        RequestOutcome outcome{machine.finished_with_answer()
+                                   ? expected<HttpResponse, Error>(std::move(*answer))
+                                   : expected<HttpResponse, Error>(unexpected(std::move(machine.error()))),
+                               machine.gave_up_for_deadline(), machine.may_have_acted()};
+        co_return outcome;
+    }
+
+    /// Sleeps until `until`; a non-zero result means the caller cancelled the sleep. Only pacing waits
+    /// and retries sleep here, so most requests never make this frame.
+    boost::asio::awaitable<boost::system::error_code> sleep_until(Clock::time_point until) {
+        boost::asio::steady_timer timer(executor_, until);
+        auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        co_return ec;
+    }
+
+    // Events are built outside the coroutines, so that they take no room in the frames.
+
+    Clock::time_point report_sending(const HttpRequest& request, std::string_view job_id,
+                                     unsigned attempt) const {
+        if (!options_.on_event) {
+            return {};
+        }
+        emit(request_event(Event::Kind::request_sent, request, job_id, attempt));
+        return Clock::now();
+    }
+
+    void report_outcome(const HttpRequest& request, std::string_view job_id, unsigned attempt,
+                        Clock::time_point sent, const expected<HttpResponse, SendFailure>& outcome) const {
+        if (!options_.on_event) {
+            return;
+        }
+        Event event = request_event(outcome ? Event::Kind::response_received : Event::Kind::request_failed,
+                                    request, job_id, attempt);
+        event.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent);
+        if (outcome) {
+            event.http_status = static_cast<int>(outcome->result_int());
+        } else {
+            event.error = &outcome.error().error;
+        }
+        emit(event);
+    }
+
+    void report_retry(const HttpRequest& request, std::string_view job_id, const RequestStep& step,
+                      const WaitOptions* progress) const {
+        if (progress != nullptr) {
+            notify(*progress, {.kind = ProgressEvent::Kind::retry_scheduled,
+                               .job_id = job_id,
+                               .error = step.retrying,
+                               .attempt = step.attempt,
+                               .delay = step.delay});
+        }
+        if (options_.on_event) {
+            Event event = request_event(Event::Kind::retry_scheduled, request, job_id, step.attempt);
+            event.delay = step.delay;
+            event.error = step.retrying;
+            emit(event);
+        }
+    }
+
+    static Event request_event(Event::Kind kind, const HttpRequest& request, std::string_view job_id,
+                               unsigned attempt) {
+        return Event{.kind = kind,
+                     .method = request.method_name(),
+                     .target = request.target(),
+                     .job_id = job_id,
+                     .attempt = attempt};
+    }
+
+    /// Hands an event to ClientOptions::on_event, which is set. What the handler throws is dropped:
+    /// observing must not change the outcome.
+    void emit(const Event& event) const noexcept {
+        try {
+            options_.on_event(event);
+        } catch (...) {
+        }
+    }
+
+    static void notify(const WaitOptions& options, const ProgressEvent& event) {
+        if (options.on_progress) {
+            options.on_progress(event);
+        }
+    }
+
+    double random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
+
+    static std::uint64_t random_seed() {
+        std::uint64_t seed = 0;
+        random_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed);
+        return seed;
+    }
+
+    /// A public operation in progress, for the idle-connection timer.
+    class OperationInProgress {
+      public:
+        explicit OperationInProgress(ConnectionPool& pool) : pool_(pool) { pool_.operation_started(); }
+        ~OperationInProgress() { pool_.operation_finished(); }
+        OperationInProgress(const OperationInProgress&) = delete;
+        OperationInProgress& operator=(const OperationInProgress&) = delete;
+
+      private:
+        ConnectionPool& pool_;
+    };
+
+    boost::asio::any_io_executor executor_;
+    const ClientOptions& options_;
+    Transport transport_;
+    Configuration configuration_{};
+    std::optional<Error> configuration_error_{};
+    std::mt19937_64 random_{random_seed()};
+    Pacer create_pacer_;
+    Pacer poll_pacer_;
+};
+
+}  // namespace perplexity::detail
