@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -90,23 +91,29 @@ class ConnectionPool {
 
     ~ConnectionPool() { close_idle(); }
 
-    /// A lease on a connection: an idle one when there is one, else a slot for a new one when fewer
-    /// than the maximum are open, else a place at the back of the queue until a lease is given back.
-    /// Waits until `deadline` at the latest; a cancelled wait gives up its place.
-    boost::asio::awaitable<expected<Lease, AcquireFailure>> acquire(Clock::time_point deadline) {
+    /// A lease at once, when no one is queued: an idle connection when there is one, else a slot for a
+    /// new one when fewer than the maximum are open. Most requests get theirs here, without the
+    /// coroutine frame of a wait.
+    std::optional<Lease> try_acquire() {
         close_expired(Clock::now());
-        if (waiters_.empty()) {
-            if (auto connection = take_idle()) {
-                co_return Lease(this, std::move(connection));
-            }
-            if (open_ < max_connections_) {
-                ++open_;
-                co_return Lease(this, nullptr);
-            }
+        if (!waiters_.empty()) {
+            return std::nullopt;
         }
-        // Everything is busy, or others were here first: queue behind them. The releasing side hands
-        // its connection (or its slot) straight to the first in line, so no later request can take it
-        // in between.
+        if (auto connection = take_idle()) {
+            return std::optional<Lease>(std::in_place, this, std::move(connection));
+        }
+        if (open_ < max_connections_) {
+            ++open_;
+            return std::optional<Lease>(std::in_place, this, nullptr);
+        }
+        return std::nullopt;
+    }
+
+    /// A place at the back of the queue, until a lease is given back (call when try_acquire found
+    /// none). Waits until `deadline` at the latest; a cancelled wait gives up its place.
+    boost::asio::awaitable<expected<Lease, AcquireFailure>> wait_for_lease(Clock::time_point deadline) {
+        // The releasing side hands its connection (or its slot) straight to the first in line, so no
+        // later request can take it in between.
         Waiter waiter(executor_, *this);
         waiter.timer.expires_at(deadline);
         auto [ec] = co_await waiter.timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));

@@ -4,7 +4,7 @@
 // settling a run the wait machine's (wait_machine.hpp), and the wording of every Error error_text.hpp's.
 //
 // wait and run live as long as their job is waited for, so a waiting job's frames are kept few and
-// small: wait_job or run_job (holding the machine and the options) and poll_until_final (holding the
+// small: wait or run (holding the machine and the options) and poll_until_final (holding the
 // timer). Results travel through references, because every local of a coroutine gets its own slot in
 // the frame for the frame's whole life (GCC 12 does not overlap them), and the short-lived coroutines
 // of a create or a poll are gone while the job sleeps.
@@ -86,15 +86,19 @@ class Engine {
 
     boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
         const OperationInProgress in_progress(pool());
-        bool gave_up_for_deadline = false;
-        co_return co_await get_job(job_id, no_deadline(), nullptr, gave_up_for_deadline);
+        if (auto invalid = check_job_id(job_id)) {
+            co_return unexpected(std::move(*invalid));
+        }
+        const HttpRequest http_request = configuration_.requests.get(job_id);
+        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, job_id);
+        co_return fetched_job(outcome, job_id);
     }
 
     boost::asio::awaitable<expected<JobPage, Error>> list(std::optional<std::size_t> limit,
                                                           std::optional<std::string> next_token) {
         const OperationInProgress in_progress(pool());
-        if (limit && *limit == 0) {
-            co_return unexpected(invalid_argument("the list limit must be at least 1"));
+        if (auto invalid = check_list(limit)) {
+            co_return unexpected(std::move(*invalid));
         }
         const HttpRequest http_request = configuration_.requests.list(limit, next_token);
         auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, {});
@@ -106,8 +110,8 @@ class Engine {
 
     boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options) {
         const OperationInProgress in_progress(pool());
-        if (job_id.empty()) {
-            co_return unexpected(invalid_argument("the job id is empty"));
+        if (auto invalid = check_job_id(job_id)) {
+            co_return unexpected(std::move(*invalid));
         }
         const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
         WaitMachine machine(policy, Clock::now() + policy.deadline, std::move(job_id));
@@ -167,19 +171,6 @@ class Engine {
         co_return step;
     }
 
-    boost::asio::awaitable<expected<Job, Error>> get_job(const std::string& job_id,
-                                                         Clock::time_point deadline,
-                                                         const WaitOptions* progress,
-                                                         bool& gave_up_for_deadline) {
-        if (job_id.empty()) {
-            co_return unexpected(invalid_argument("the job id is empty"));
-        }
-        const HttpRequest http_request = configuration_.requests.get(job_id);
-        auto outcome = co_await execute(poll_pacer_, http_request, true, deadline, progress, job_id);
-        gave_up_for_deadline = outcome.gave_up_for_deadline;
-        co_return fetched_job(outcome, job_id);
-    }
-
     expected<Job, Error> fetched_job(RequestOutcome& outcome, const std::string& job_id) const {
         if (!outcome.response) {
             Error error = std::move(outcome.response).error();
@@ -226,11 +217,15 @@ class Engine {
         }
     }
 
-    /// One poll, its answer fed to the machine and reported.
+    /// One poll, its answer fed to the machine and reported. It sends the request itself rather than
+    /// through `get`: one coroutine frame fewer per poll.
     boost::asio::awaitable<WaitStep> poll_once(WaitMachine& machine, const WaitOptions& options) {
-        bool gave_up_for_deadline = false;
-        auto answer = co_await get_job(machine.job_id(), machine.deadline(), &options, gave_up_for_deadline);
-        const WaitStep step = machine.polled(answer, gave_up_for_deadline, Clock::now(), random_unit());
+        const HttpRequest http_request = configuration_.requests.get(machine.job_id());
+        auto outcome =
+            co_await execute(poll_pacer_, http_request, true, machine.deadline(), &options, machine.job_id());
+        expected<Job, Error> answer = fetched_job(outcome, machine.job_id());
+        const WaitStep step =
+            machine.polled(answer, outcome.gave_up_for_deadline, Clock::now(), random_unit());
         report(step, machine, options);
         co_return step;
     }

@@ -79,6 +79,22 @@ inline std::optional<Error> check_create(const ChatRequest& request,
     return std::nullopt;
 }
 
+/// Why `job_id` cannot be asked about, if it cannot.
+inline std::optional<Error> check_job_id(const std::string& job_id) {
+    if (job_id.empty()) {
+        return invalid_argument("the job id is empty");
+    }
+    return std::nullopt;
+}
+
+/// Why a list page of `limit` jobs cannot be asked for, if it cannot.
+inline std::optional<Error> check_list(std::optional<std::size_t> limit) {
+    if (limit && *limit == 0) {
+        return invalid_argument("the list limit must be at least 1");
+    }
+    return std::nullopt;
+}
+
 /// The requests of one Client: the collection's target and the header lines every request carries
 /// (which hold the API key) are fixed when the Client is configured.
 class RequestRenderer {

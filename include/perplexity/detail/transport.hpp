@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
 namespace perplexity::detail {
@@ -63,14 +64,18 @@ class Transport {
                                                                      const HttpRequest& request,
                                                                      bool resend_safe,
                                                                      Clock::time_point deadline) {
-        auto acquired = co_await pool_.acquire(deadline);
-        if (!acquired) {
-            co_return unexpected(
-                SendFailure{no_free_connection(acquired.error() == ConnectionPool::AcquireFailure::cancelled,
-                                               options_.max_connections),
-                            false});
+        std::optional<ConnectionPool::Lease> leased = pool_.try_acquire();
+        if (!leased) {
+            auto granted = co_await pool_.wait_for_lease(deadline);
+            if (!granted) {
+                co_return unexpected(SendFailure{
+                    no_free_connection(granted.error() == ConnectionPool::AcquireFailure::cancelled,
+                                       options_.max_connections),
+                    false});
+            }
+            leased.emplace(std::move(*granted));
         }
-        ConnectionPool::Lease lease = std::move(*acquired);
+        ConnectionPool::Lease& lease = *leased;
         // Waiting for a connection may have used up part of the time.
         const auto budget = time_left(deadline, Clock::now());
         const auto timeout = std::min(options_.request_timeout, budget);
