@@ -107,9 +107,18 @@ class RequestRenderer {
         return render_request(boost::beast::http::verb::post, collection_target_, common_headers_, json_body);
     }
 
+    /// A poll: rendered in place, with one allocation, since every wait sends one after another.
     HttpRequest get(std::string_view job_id) const {
-        return render_request(boost::beast::http::verb::get,
-                              collection_target_ + '/' + percent_encode(job_id), common_headers_);
+        HttpRequest request{.method = boost::beast::http::verb::get};
+        std::string& wire = request.wire;
+        constexpr std::string_view method = "GET ";
+        wire.reserve(method.size() + collection_target_.size() + 1 + 3 * job_id.size() + 11 +
+                     common_headers_.size() + 2);
+        wire.append(method).append(collection_target_).append(1, '/');
+        append_percent_encoded(wire, job_id);
+        request.target_length = wire.size() - method.size();
+        wire.append(" HTTP/1.1\r\n").append(common_headers_).append("\r\n");
+        return request;
     }
 
     HttpRequest list(std::optional<std::size_t> limit, const std::optional<std::string>& next_token) const {

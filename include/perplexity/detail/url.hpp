@@ -122,24 +122,38 @@ inline expected<Origin, Error> parse_base_url(std::string_view url, bool allow_i
     return origin;
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, which is right for both a path
-/// segment and a query value.
-inline std::string percent_encode(std::string_view text) {
+/// Whether `c` is an RFC 3986 unreserved character, which needs no percent-encoding.
+constexpr bool is_unreserved(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/// Appends `text` to `out`, percent-encoding everything but RFC 3986 unreserved characters, which is
+/// right for both a path segment and a query value. Job ids need no encoding, so that case is one
+/// append.
+inline void append_percent_encoded(std::string& out, std::string_view text) {
+    if (std::all_of(text.begin(), text.end(), is_unreserved)) {
+        out.append(text);
+        return;
+    }
     static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(text.size());
     for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                c == '-' || c == '.' || c == '_' || c == '~';
-        if (unreserved) {
+        if (is_unreserved(c)) {
             out += c;
         } else {
+            const auto byte = static_cast<unsigned char>(c);
             out += '%';
             out += hex[byte >> 4];
             out += hex[byte & 0x0F];
         }
     }
+}
+
+/// `text` percent-encoded; see append_percent_encoded.
+inline std::string percent_encode(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    append_percent_encoded(out, text);
     return out;
 }
 
