@@ -4,6 +4,7 @@
 
 #include <perplexity/chat.hpp>
 #include <perplexity/client.hpp>
+#include <perplexity/environment.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/events.hpp>
 #include <perplexity/expected.hpp>

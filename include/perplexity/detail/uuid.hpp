@@ -5,8 +5,8 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cstddef>
 #include <random>
-#include <stdexcept>
 #include <string>
 
 namespace perplexity::detail {
