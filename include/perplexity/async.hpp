@@ -2,6 +2,7 @@
 /// The umbrella header: include this to get everything.
 #pragma once
 
+#include <perplexity/backoff.hpp>
 #include <perplexity/chat.hpp>
 #include <perplexity/client.hpp>
 #include <perplexity/environment.hpp>
