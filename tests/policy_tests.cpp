@@ -1,7 +1,7 @@
 // The arithmetic of retries, polling, deadlines and pacing: pure functions, no sockets, no sleeping.
 #include <perplexity/detail/pacer.hpp>
 #include <perplexity/detail/response.hpp>
-#include <perplexity/detail/uuid.hpp>
+#include <perplexity/idempotency.hpp>
 #include <perplexity/pacing.hpp>
 #include <perplexity/poll.hpp>
 #include <perplexity/retry.hpp>
@@ -186,15 +186,22 @@ TEST_SUITE("idempotency keys") {
         CHECK(marks == "[redacted]");
     }
 
-    TEST_CASE("UUID v4 form, and no repeats") {
+    TEST_CASE("make_idempotency_key: UUID v4 form, and no repeats") {
         std::set<std::string> keys;
         for (int i = 0; i < 1000; ++i) {
-            const std::string key = px::detail::uuid_v4();
+            const std::string key = px::make_idempotency_key();
+            CAPTURE(key);
             REQUIRE(key.size() == 36);
-            CHECK(key[8] == '-');
-            CHECK(key[13] == '-');
-            CHECK(key[14] == '4');
-            CHECK((key[19] == '8' || key[19] == '9' || key[19] == 'a' || key[19] == 'b'));
+            for (std::size_t at = 0; at < key.size(); ++at) {
+                if (at == 8 || at == 13 || at == 18 || at == 23) {
+                    CHECK(key[at] == '-');
+                } else {
+                    CHECK(((key[at] >= '0' && key[at] <= '9') || (key[at] >= 'a' && key[at] <= 'f')));
+                }
+            }
+            CHECK(key[14] == '4');  // version 4
+            CHECK(
+                (key[19] == '8' || key[19] == '9' || key[19] == 'a' || key[19] == 'b'));  // RFC 4122 variant
             keys.insert(key);
         }
         CHECK(keys.size() == 1000);

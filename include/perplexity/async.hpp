@@ -9,6 +9,7 @@
 #include <perplexity/error.hpp>
 #include <perplexity/events.hpp>
 #include <perplexity/expected.hpp>
+#include <perplexity/idempotency.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
 #include <perplexity/options.hpp>
