@@ -235,9 +235,7 @@ inline std::string to_string(const Error& error) {
 
 }  // namespace perplexity
 
-// ErrorKind values convert to boost::system::error_code...
-template <>
-struct boost::system::is_error_code_enum<perplexity::ErrorKind> : std::true_type {};
-// ...and to std::error_code.
+// ErrorKind values convert to std::error_code, and to boost::system::error_code, which accepts the
+// enums std::is_error_code_enum names (Boost 1.81, the oldest the library supports, does).
 template <>
 struct std::is_error_code_enum<perplexity::ErrorKind> : std::true_type {};

@@ -10,7 +10,7 @@
 /// transform_error), but std::expected has them only from P2505 on (__cpp_lib_expected >= 202211L, e.g.
 /// GCC 13); GCC 12's C++23 std::expected lacks them.
 ///
-/// Why the library carries its own (about 330 lines, compiled only where <expected> is missing): it
+/// Why the library carries its own (about 330 lines, compiled only where `<expected>` is missing): it
 /// targets C++20, which has no std::expected, and libstdc++ 12 hides it even in C++23 from compilers
 /// such as clang 16. The one alternative already at hand, `boost::system::result` in the Boost 1.81 the
 /// library requires, would be a different API rather than a stand-in: no `unexpected` or `unexpect`,
