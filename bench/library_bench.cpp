@@ -89,10 +89,10 @@ int main(int argc, char** argv) {
     options.ca_file = arguments.ca_file;
     options.max_connections = arguments.connections;
     // No sleeping between polls: the point is the client's cost per request, not the job's pace.
-    options.poll = {.first_delay = std::chrono::milliseconds(0),
-                    .growth = 1.0,
-                    .max_delay = std::chrono::milliseconds(0),
-                    .jitter = 0,
+    options.poll = {.backoff = {.initial = std::chrono::milliseconds(0),
+                                .growth = 1.0,
+                                .max = std::chrono::milliseconds(0),
+                                .jitter = 0},
                     .deadline = std::chrono::hours(1)};
     px::Client client(io.get_executor(), options);
     if (client.configuration_error()) {

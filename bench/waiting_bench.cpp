@@ -131,10 +131,10 @@ int main(int argc, char** argv) {
     options.api_key = arguments.api_key;
     options.ca_file = arguments.ca_file;
     options.max_connections = arguments.connections;
-    options.poll = {.first_delay = std::chrono::milliseconds(arguments.interval_ms),
-                    .growth = 1.0,
-                    .max_delay = std::chrono::milliseconds(arguments.interval_ms),
-                    .jitter = 0.2,
+    options.poll = {.backoff = {.initial = std::chrono::milliseconds(arguments.interval_ms),
+                                .growth = 1.0,
+                                .max = std::chrono::milliseconds(arguments.interval_ms),
+                                .jitter = 0.2},
                     .deadline = std::chrono::seconds(arguments.seconds)};
     px::Client client(io.get_executor(), options);
     if (client.configuration_error()) {

@@ -29,7 +29,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <random>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -305,27 +304,6 @@ class LineFile {
     int fd_ = -1;
 };
 
-/// A random UUID v4, the usual shape of an idempotency key.
-std::string fresh_key() {
-    static std::random_device device;
-    unsigned char bytes[16];
-    for (auto& byte : bytes) {
-        byte = static_cast<unsigned char>(device());
-    }
-    bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0f) | 0x40);
-    bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3f) | 0x80);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string key;
-    for (int i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
-            key += '-';
-        }
-        key += hex[bytes[i] >> 4];
-        key += hex[bytes[i] & 0x0f];
-    }
-    return key;
-}
-
 /// Progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise (logs, pipes).
 class Progress {
   public:
@@ -393,8 +371,8 @@ bool refused_for_good(const px::Error& error) {
         return true;
     }
     const int status = error.http_status;
-    return error.kind == px::ErrorKind::http_status && status >= 400 && status < 500 && status != 401 &&
-           status != 403 && status != 408 && status != 409 && status != 429;
+    return error.kind == px::ErrorKind::http_status && status >= 400 && status < 500 &&
+           !px::is_retryable(error) && status != 401 && status != 403;
 }
 
 class Batch {
@@ -485,7 +463,7 @@ class Batch {
             if (entry == entries_.end()) {
                 // The key must be on disk before the create can reach the API: a crash right after the
                 // send then still finds it, and the rerun's create returns the same job.
-                JournalEntry fresh{.idempotency_key = fresh_key()};
+                JournalEntry fresh{.idempotency_key = px::make_idempotency_key()};
                 if (!journal_.append({{"id", question.id}, {"idempotency_key", fresh.idempotency_key}})) {
                     stopping_ = true;
                     ++error_unfinished_;

@@ -98,8 +98,8 @@ struct ConnectionFlags {
             options.ca_file = *ca_file;
         }
         if (poll_interval) {
-            options.poll.first_delay = options.poll.max_delay = *poll_interval;
-            options.poll.jitter = 0;
+            options.poll.backoff.initial = options.poll.backoff.max = *poll_interval;
+            options.poll.backoff.jitter = 0;
         }
         return options;
     }

@@ -55,10 +55,10 @@ constexpr px::ErrorKind failure_kinds[] = {px::ErrorKind::transport, px::ErrorKi
 px::RetryPolicy retry_policy(Bytes& in) {
     px::RetryPolicy policy;
     policy.max_attempts = 1 + in.below(6);
-    policy.initial_backoff = in.duration(2000);
-    policy.backoff_growth = 1.0 + in.unit() * 3;
-    policy.max_backoff = in.duration(20000);
-    policy.jitter = in.unit();
+    policy.backoff.initial = in.duration(2000);
+    policy.backoff.growth = 1.0 + in.unit() * 3;
+    policy.backoff.max = in.duration(20000);
+    policy.backoff.jitter = in.unit();
     policy.min_hint = in.duration(500);
     policy.max_hint = in.duration(60000);
     return policy;
@@ -170,10 +170,10 @@ constexpr px::JobStatus job_statuses[] = {px::JobStatus::created, px::JobStatus:
 
 void drive_wait(Bytes& in, pd::Pacer& pacer, pd::Clock::time_point& now) {
     px::PollPolicy policy;
-    policy.first_delay = in.duration(5000);
-    policy.growth = 1.0 + in.unit() * 2;
-    policy.max_delay = in.duration(20000);
-    policy.jitter = in.unit();
+    policy.backoff.initial = in.duration(5000);
+    policy.backoff.growth = 1.0 + in.unit() * 2;
+    policy.backoff.max = in.duration(20000);
+    policy.backoff.jitter = in.unit();
     policy.deadline = in.duration(60000);
     policy.last_poll_margin = in.duration(2000);
     const pd::Clock::time_point deadline = now + policy.deadline;

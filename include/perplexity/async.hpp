@@ -2,11 +2,14 @@
 /// The umbrella header: include this to get everything.
 #pragma once
 
+#include <perplexity/backoff.hpp>
 #include <perplexity/chat.hpp>
 #include <perplexity/client.hpp>
+#include <perplexity/environment.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/events.hpp>
 #include <perplexity/expected.hpp>
+#include <perplexity/idempotency.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
 #include <perplexity/options.hpp>

@@ -5,6 +5,15 @@
 /// (`api_type`, `api_message`, `body_excerpt`), so a log line never confuses the two. Whenever a job
 /// exists, `job_id` carries its id: a paid job is never lost to an error. No Error ever contains the API
 /// key: the client removes it from any server text before it lands here.
+///
+/// Every error code here is a `boost::system::error_code`: `Error::cause` and `Error::code()` alike.
+/// The causes come from Asio, Beast, OpenSSL and Boost.JSON, which report Boost codes; kept as such
+/// they keep their category and source location exactly, and compare directly with those libraries'
+/// enums (`error.cause == boost::asio::error::connection_refused`). `code()` is the same type, so one
+/// vocabulary covers both, and either can go wherever an Asio handler's error goes. A
+/// `boost::system::error_code` converts implicitly to `std::error_code` for code that wants the standard
+/// type, and an `ErrorKind` converts to either: `std::error_code ec = error.code();` then still compares
+/// equal to `ErrorKind` values.
 #pragma once
 
 #include <perplexity/job.hpp>
@@ -21,7 +30,7 @@
 
 namespace perplexity {
 
-/// What kind of failure an Error is. Each kind is also an `error_code` in `perplexity::error_category()`.
+/// What kind of failure an Error is. Each kind is also an error code in `perplexity::error_category()`.
 /// The failures the retry policy retries are those of kind `transport`, `timeout` and `rate_limited`
 /// and the `http_status` errors 408, 409 and 5xx, each only when the request is safe to send again
 /// (see Client::create); an Error of those kinds comes after every retry that was allowed.
@@ -94,8 +103,11 @@ constexpr const char* to_string(ErrorKind kind) noexcept {
 }
 
 namespace detail {
-class ErrorCategory final : public std::error_category {
+class ErrorCategory final : public boost::system::error_category {
   public:
+    // A fixed identifier, so that two instances of the category (one per shared library, say) compare
+    // equal; Boost compares categories by it rather than by address when it is not 0.
+    constexpr ErrorCategory() noexcept : boost::system::error_category(0x70706c7861737963ULL) {}
     const char* name() const noexcept override { return "perplexity"; }
     std::string message(int value) const override {
         switch (static_cast<ErrorKind>(value)) {
@@ -127,16 +139,16 @@ class ErrorCategory final : public std::error_category {
 };
 }  // namespace detail
 
-/// The category of every `ErrorKind` error_code, named "perplexity". The same object for the whole
-/// program.
-inline const std::error_category& error_category() noexcept {
+/// The category of every `ErrorKind` error code, named "perplexity". It converts to a
+/// `std::error_category` where one is needed.
+inline const boost::system::error_category& error_category() noexcept {
     static const detail::ErrorCategory category;
     return category;
 }
 
-/// `kind` as a `std::error_code`; lets `std::error_code ec = ErrorKind::timeout;` and
-/// `ec == ErrorKind::timeout` work.
-inline std::error_code make_error_code(ErrorKind kind) noexcept {
+/// `kind` as an error code; lets `boost::system::error_code ec = ErrorKind::timeout;`,
+/// `std::error_code ec = ErrorKind::timeout;` and `ec == ErrorKind::timeout` work.
+inline boost::system::error_code make_error_code(ErrorKind kind) noexcept {
     return {static_cast<int>(kind), error_category()};
 }
 
@@ -174,15 +186,21 @@ struct Error {
     /// WaitOptions::idempotency_key, or to `create`, to pick up the job it may have made.
     std::optional<std::string> idempotency_key{};
 
-    /// This error's kind as an error_code, comparable with `ErrorKind` values.
-    std::error_code code() const noexcept { return make_error_code(kind); }
+    /// This error's kind as an error code, comparable with `ErrorKind` values; the same type as `cause`
+    /// (see the top of this header for why both are Boost's).
+    boost::system::error_code code() const noexcept { return make_error_code(kind); }
 
     /// Member-wise equality; `job` compares by pointer.
     friend bool operator==(const Error&, const Error&) = default;
 };
 
-/// Writes a one-line description, e.g.
-/// `http_status: the API refused the request (HTTP 401 authentication_error: Invalid API key)`.
+/// Writes a one-line description: the kind and our message, then what the server said, the cause and
+/// the job where there are any. A create refused for a wrong API key, for example, writes this (one
+/// line, wrapped here):
+/// @code{.unparsed}
+/// http_status: the API refused the API key; check ClientOptions::api_key (PERPLEXITY_API_KEY)
+///     (HTTP 401 authentication_error: Invalid API key)
+/// @endcode
 inline std::ostream& operator<<(std::ostream& out, const Error& error) {
     out << to_string(error.kind) << ": " << error.message;
     if (error.http_status != 0 || !error.api_type.empty() || !error.api_message.empty()) {
@@ -244,5 +262,7 @@ inline std::string to_string(const Error& error) {
 
 }  // namespace perplexity
 
+// ErrorKind values convert to std::error_code, and to boost::system::error_code, which accepts the
+// enums std::is_error_code_enum names (Boost 1.81, the oldest the library supports, does).
 template <>
 struct std::is_error_code_enum<perplexity::ErrorKind> : std::true_type {};

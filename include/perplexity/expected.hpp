@@ -9,6 +9,16 @@
 /// Note for portable code: the fallback has the monadic operations (and_then, transform, or_else,
 /// transform_error), but std::expected has them only from P2505 on (__cpp_lib_expected >= 202211L, e.g.
 /// GCC 13); GCC 12's C++23 std::expected lacks them.
+///
+/// Why the library carries its own (about 330 lines, compiled only where `<expected>` is missing): it
+/// targets C++20, which has no std::expected, and libstdc++ 12 hides it even in C++23 from compilers
+/// such as clang 16. The one alternative already at hand, `boost::system::result` in the Boost 1.81 the
+/// library requires, would be a different API rather than a stand-in: no `unexpected` or `unexpect`,
+/// `value()` throwing through `throw_exception_from_error` (which has no overload for an `Error`, so
+/// `result<Job, Error>::value()` would not even compile without one), and no monadic operations.
+/// Code written against it would also stay that way in C++23, where callers expect std::expected.
+/// The fallback implements only what std::expected has, with the same names and semantics, so that a
+/// program moving to C++23 gets std::expected by this alias with no change to its source.
 #pragma once
 
 #if __has_include(<version>)

@@ -5,7 +5,7 @@
 /// any thread.
 #pragma once
 
-#include <perplexity/retry.hpp>
+#include <perplexity/backoff.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -15,15 +15,13 @@ namespace perplexity {
 /// How a job is polled until it ends. The defaults suit deep-research jobs, which take minutes: quick
 /// first looks, then a calm pace, well within the API's get limit (6000 a minute).
 struct PollPolicy {
-    /// Before the first poll after create (or the first poll of `wait`, after an initial get).
-    std::chrono::milliseconds first_delay = std::chrono::seconds(1);
-    /// Each further delay is this many times longer...
-    double growth = 1.5;
-    /// ...up to this.
-    std::chrono::milliseconds max_delay = std::chrono::seconds(15);
-    /// Each delay is scaled by a random factor in [1 - jitter, 1], so thousands of jobs do not poll in
-    /// lockstep.
-    double jitter = 0.2;
+    /// The sleep before poll number n is delay n of this Backoff; the first is the sleep before the
+    /// first poll after create (or the first poll of `wait`, after an initial get). Default 1 s,
+    /// growing 1.5 times per poll up to 15 s, with jitter 0.2, so thousands of jobs do not poll in
+    /// lockstep. A braced `.backoff = {...}` starts from Backoff's own defaults (RetryPolicy's); set
+    /// single members (`policy.backoff.initial = ...`) to keep the rest of these.
+    Backoff backoff{
+        .initial = std::chrono::seconds(1), .growth = 1.5, .max = std::chrono::seconds(15), .jitter = 0.2};
     /// The whole `run` or `wait`, from the call: create, retries, waits for a connection, polls and
     /// sleeps together. Each request gets at most the time left. When it passes with the job still
     /// running, the result is an ErrorKind::wait_deadline error carrying the job id; when it passes
@@ -34,11 +32,10 @@ struct PollPolicy {
     std::chrono::milliseconds last_poll_margin = std::chrono::milliseconds(500);
 };
 
-/// The delay before poll number `poll` (1 for the first): `first_delay * growth^(poll-1)` capped at
-/// `max_delay`, then jittered by `random_unit` in [0, 1).
+/// The delay before poll number `poll` (1 for the first): `backoff_delay(policy.backoff, poll,
+/// random_unit)`, with `random_unit` in [0, 1).
 inline std::chrono::milliseconds poll_delay(const PollPolicy& policy, unsigned poll, double random_unit) {
-    return apply_jitter(capped_exponential(policy.first_delay, policy.growth, policy.max_delay, poll),
-                        policy.jitter, random_unit);
+    return backoff_delay(policy.backoff, poll, random_unit);
 }
 
 /// A planned sleep: how long, and whether the poll after it is the last one before the deadline.

@@ -5,10 +5,11 @@
 /// random number, so it is tested without sockets or clocks, and safe to call from any thread.
 #pragma once
 
+#include <perplexity/backoff.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <cmath>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -25,48 +26,19 @@ namespace perplexity {
 struct RetryPolicy {
     /// Attempts in all, the first included; 1 disables retries.
     unsigned max_attempts = 4;
-    /// Backoff before the first retry when the server gave no hint.
-    std::chrono::milliseconds initial_backoff = std::chrono::milliseconds(500);
-    /// Each further retry waits this many times longer...
-    double backoff_growth = 2.0;
-    /// ...up to this.
-    std::chrono::milliseconds max_backoff = std::chrono::seconds(8);
-    /// A backoff is scaled by a random factor in [1 - jitter, 1] so that clients do not retry in lockstep.
-    double jitter = 0.25;
+    /// The wait before retry number n when the server gave no hint: delay n of this Backoff. Default
+    /// 500 ms, growing 2 times per retry up to 8 s, with jitter 0.25 (each wait is scaled by a random
+    /// factor in [0.75, 1]).
+    Backoff backoff{.initial = std::chrono::milliseconds(500),
+                    .growth = 2.0,
+                    .max = std::chrono::seconds(8),
+                    .jitter = 0.25};
     /// Server hints (retry-after-ms, retry-after) are clamped to [min_hint, max_hint]: a hint of zero
     /// must not become a busy loop, and a hint of an hour must not hang a job silently.
     std::chrono::milliseconds min_hint = std::chrono::milliseconds(50);
     /// The longest server hint obeyed; see `min_hint`.
     std::chrono::milliseconds max_hint = std::chrono::seconds(60);
 };
-
-/// Scales `delay` by a factor in [1 - jitter, 1] chosen by `random_unit` in [0, 1).
-inline std::chrono::milliseconds apply_jitter(std::chrono::milliseconds delay, double jitter,
-                                              double random_unit) {
-    jitter = std::clamp(jitter, 0.0, 1.0);
-    random_unit = std::clamp(random_unit, 0.0, 1.0);
-    const double factor = 1.0 - jitter * random_unit;
-    return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(
-        std::llround(static_cast<double>(delay.count()) * factor)));
-}
-
-/// `initial * growth^(n-1)` capped at `cap`, without overflowing for large n.
-inline std::chrono::milliseconds capped_exponential(std::chrono::milliseconds initial, double growth,
-                                                    std::chrono::milliseconds cap, unsigned n) {
-    double delay = static_cast<double>(initial.count());
-    for (unsigned i = 1; i < n && delay < static_cast<double>(cap.count()); ++i) {
-        delay *= std::max(growth, 1.0);
-    }
-    return std::min(cap, std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(delay)));
-}
-
-/// The backoff before retry number `retry` (1 for the first retry) when the server gave no hint.
-inline std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, unsigned retry,
-                                               double random_unit) {
-    return apply_jitter(
-        capped_exponential(policy.initial_backoff, policy.backoff_growth, policy.max_backoff, retry),
-        policy.jitter, random_unit);
-}
 
 /// Whether an HTTP status is worth retrying: 408, 409, 429 and every 5xx. `x-should-retry` overrides
 /// it (see parse_should_retry).
@@ -161,14 +133,15 @@ inline std::optional<std::chrono::milliseconds> parse_retry_hint(std::string_vie
     return std::nullopt;
 }
 
-/// The wait before retry number `retry`: the server's hint clamped to the policy, or the backoff.
+/// The wait before retry number `retry` (1 for the first retry): the server's hint clamped to
+/// [min_hint, max_hint], or else `backoff_delay(policy.backoff, retry, random_unit)`.
 inline std::chrono::milliseconds retry_delay(const RetryPolicy& policy, unsigned retry,
                                              std::optional<std::chrono::milliseconds> hint,
                                              double random_unit) {
     if (hint) {
         return std::clamp(*hint, policy.min_hint, std::max(policy.min_hint, policy.max_hint));
     }
-    return backoff_delay(policy, retry, random_unit);
+    return backoff_delay(policy.backoff, retry, random_unit);
 }
 
 }  // namespace perplexity

@@ -112,6 +112,10 @@ TEST_SUITE("client over https") {
         CHECK(job.error().http_status == 401);
         CHECK(job.error().api_type == "authentication_error");
         CHECK(job.error().api_message == "Invalid API key");
+        // The example in error.hpp's operator<< documentation.
+        CHECK(px::to_string(job.error()) ==
+              "http_status: the API refused the API key; check ClientOptions::api_key (PERPLEXITY_API_KEY) "
+              "(HTTP 401 authentication_error: Invalid API key)");
         CHECK(px::to_string(job.error()).find("pplx-WRONG-key-4e1d9c") == std::string::npos);
         CHECK(harness.simulator.stats().jobs_created == 0);
     }

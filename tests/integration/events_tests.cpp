@@ -73,12 +73,9 @@ struct EventLog {
 };
 
 px::ClientOptions quick(px::ClientOptions options, EventLog& log) {
-    options.poll = {.first_delay = 1ms, .growth = 1.0, .max_delay = 1ms, .jitter = 0, .deadline = 20s};
+    options.poll = {.backoff = {.initial = 1ms, .growth = 1.0, .max = 1ms, .jitter = 0}, .deadline = 20s};
     options.retry = {.max_attempts = 3,
-                     .initial_backoff = 30ms,
-                     .backoff_growth = 1.0,
-                     .max_backoff = 30ms,
-                     .jitter = 0,
+                     .backoff = {.initial = 30ms, .growth = 1.0, .max = 30ms, .jitter = 0},
                      .min_hint = 10ms,
                      .max_hint = 60ms};
     options.on_event = log.handler();
@@ -197,7 +194,7 @@ TEST_SUITE("events") {
         test::Harness harness;
         int calls = 0;
         px::ClientOptions options = harness.client_options();
-        options.poll = {.first_delay = 1ms, .growth = 1.0, .max_delay = 1ms, .jitter = 0, .deadline = 20s};
+        options.poll = {.backoff = {.initial = 1ms, .growth = 1.0, .max = 1ms, .jitter = 0}, .deadline = 20s};
         options.on_event = [&calls](const px::Event&) {
             ++calls;
             throw std::runtime_error("a logger that fails");

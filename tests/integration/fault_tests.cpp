@@ -52,9 +52,9 @@ boost::system::error_code realistic_failure(IoStep step) {
 
 px::ClientOptions with_attempts(px::ClientOptions options, unsigned attempts) {
     options.retry.max_attempts = attempts;
-    options.retry.initial_backoff = 1ms;
-    options.retry.max_backoff = 1ms;
-    options.poll = {.first_delay = 1ms, .growth = 1.0, .max_delay = 1ms, .jitter = 0, .deadline = 20s};
+    options.retry.backoff.initial = 1ms;
+    options.retry.backoff.max = 1ms;
+    options.poll = {.backoff = {.initial = 1ms, .growth = 1.0, .max = 1ms, .jitter = 0}, .deadline = 20s};
     return options;
 }
 

@@ -27,7 +27,7 @@ void run_until(asio::io_context& io, Done done, std::chrono::seconds limit = 60s
 }
 
 px::ClientOptions quick_polls(px::ClientOptions options) {
-    options.poll = {.first_delay = 1ms, .growth = 1.0, .max_delay = 1ms, .jitter = 0, .deadline = 30s};
+    options.poll = {.backoff = {.initial = 1ms, .growth = 1.0, .max = 1ms, .jitter = 0}, .deadline = 30s};
     return options;
 }
 
@@ -100,8 +100,8 @@ TEST_SUITE("connection pool") {
             test::Harness harness({.created_polls = 4});
             px::ClientOptions options = harness.client_options();
             options.idle_connection_timeout = idle_timeout;
-            options.poll = {
-                .first_delay = 100ms, .growth = 1.0, .max_delay = 100ms, .jitter = 0, .deadline = 30s};
+            options.poll = {.backoff = {.initial = 100ms, .growth = 1.0, .max = 100ms, .jitter = 0},
+                            .deadline = 30s};
             px::Client client(harness.io.get_executor(), options);
             auto job = harness.run(client.run(question("q")));
             REQUIRE_MESSAGE(job.has_value(), px::to_string(job.error()));

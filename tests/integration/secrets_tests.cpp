@@ -65,7 +65,7 @@ TEST_SUITE("secrets") {
                                   .headers = {{"retry-after-ms", "1"}},
                                   .body = "upstream " + secret});
         px::ClientOptions options = harness.client_options();
-        options.poll = {.first_delay = 1ms, .max_delay = 1ms, .jitter = 0};
+        options.poll = {.backoff = {.initial = 1ms, .max = 1ms, .jitter = 0}};
         px::Client client(harness.io.get_executor(), options);
         std::string events;
         auto record = [&](const px::ProgressEvent& event) {

@@ -35,7 +35,8 @@ class SimulatorThread {
 
     px::ClientOptions client_options() const {
         px::ClientOptions options = test::options_for(simulator_);
-        options.poll = {.first_delay = 2ms, .growth = 1.0, .max_delay = 2ms, .jitter = 0.5, .deadline = 60s};
+        options.poll = {.backoff = {.initial = 2ms, .growth = 1.0, .max = 2ms, .jitter = 0.5},
+                        .deadline = 60s};
         return options;
     }
 

@@ -21,12 +21,9 @@ namespace {
 
 /// Quick polling and retries, so the tests take milliseconds; distinct values make hints observable.
 px::ClientOptions fast(px::ClientOptions options) {
-    options.poll = {.first_delay = 5ms, .growth = 1.0, .max_delay = 5ms, .jitter = 0, .deadline = 20s};
+    options.poll = {.backoff = {.initial = 5ms, .growth = 1.0, .max = 5ms, .jitter = 0}, .deadline = 20s};
     options.retry = {.max_attempts = 4,
-                     .initial_backoff = 200ms,
-                     .backoff_growth = 1.0,
-                     .max_backoff = 200ms,
-                     .jitter = 0,
+                     .backoff = {.initial = 200ms, .growth = 1.0, .max = 200ms, .jitter = 0},
                      .min_hint = 10ms,
                      .max_hint = 60ms};
     return options;
@@ -110,10 +107,7 @@ TEST_SUITE("wait and run") {
     TEST_CASE("the deadline passes while the job is IN_PROGRESS") {
         test::Harness harness({.in_progress_for = std::chrono::minutes(10)});
         px::Client client(harness.io.get_executor(), fast(harness.client_options()));
-        px::PollPolicy policy{.first_delay = 40ms,
-                              .growth = 1.0,
-                              .max_delay = 40ms,
-                              .jitter = 0,
+        px::PollPolicy policy{.backoff = {.initial = 40ms, .growth = 1.0, .max = 40ms, .jitter = 0},
                               .deadline = 300ms,
                               .last_poll_margin = 20ms};
         Recorder recorder;
@@ -139,8 +133,8 @@ TEST_SUITE("wait and run") {
         REQUIRE(created.has_value());
         harness.simulator.inject(
             {.operation = Operation::get, .status = 503, .headers = {{"retry-after-ms", "2000"}}});
-        px::PollPolicy policy{
-            .first_delay = 5ms, .growth = 1.0, .max_delay = 5ms, .jitter = 0, .deadline = 500ms};
+        px::PollPolicy policy{.backoff = {.initial = 5ms, .growth = 1.0, .max = 5ms, .jitter = 0},
+                              .deadline = 500ms};
         auto job = harness.run(client.wait(created->id, {.poll = policy}));
         REQUIRE_FALSE(job.has_value());
         CHECK(job.error().kind == px::ErrorKind::wait_deadline);
@@ -201,7 +195,7 @@ TEST_SUITE("retries") {
             harness.simulator.inject({.operation = Operation::list, .status = 502});
         }
         px::ClientOptions options = fast(harness.client_options());
-        options.retry.initial_backoff = options.retry.max_backoff = 1ms;
+        options.retry.backoff.initial = options.retry.backoff.max = 1ms;
         px::Client client(harness.io.get_executor(), options);
         auto page = harness.run(client.list());
         REQUIRE_FALSE(page.has_value());
@@ -311,7 +305,7 @@ TEST_SUITE("cancellation") {
     TEST_CASE("during a sleep between polls") {
         test::Harness harness({.in_progress_for = std::chrono::minutes(10)});
         px::ClientOptions options = fast(harness.client_options());
-        options.poll.first_delay = options.poll.max_delay = std::chrono::minutes(5);
+        options.poll.backoff.initial = options.poll.backoff.max = std::chrono::minutes(5);
         px::Client client(harness.io.get_executor(), options);
         bool sleeping = false;
         auto job = cancel_when(harness.io,

@@ -465,6 +465,20 @@ TEST_SUITE("errors") {
         const std::error_code from_enum = px::ErrorKind::rate_limited;
         CHECK(from_enum.message() == "rate limited by the API");
     }
+
+    TEST_CASE("code() is the same type as cause, and converts to std::error_code") {
+        const px::Error error{.kind = px::ErrorKind::transport,
+                              .cause = boost::asio::error::connection_refused};
+        const boost::system::error_code kind = error.code();
+        CHECK(kind != error.cause);
+        CHECK(error.cause == boost::asio::error::connection_refused);
+        const std::error_code standard = error.code();
+        CHECK(standard == px::ErrorKind::transport);
+        CHECK(standard != px::ErrorKind::timeout);
+        CHECK(std::string(standard.category().name()) == "perplexity");
+        const boost::system::error_code back = standard;
+        CHECK(back == px::ErrorKind::transport);
+    }
 }
 
 TEST_SUITE("urls") {

@@ -1,7 +1,7 @@
 // The arithmetic of retries, polling, deadlines and pacing: pure functions, no sockets, no sleeping.
 #include <perplexity/detail/pacer.hpp>
 #include <perplexity/detail/response.hpp>
-#include <perplexity/detail/uuid.hpp>
+#include <perplexity/idempotency.hpp>
 #include <perplexity/pacing.hpp>
 #include <perplexity/poll.hpp>
 #include <perplexity/retry.hpp>
@@ -17,30 +17,44 @@ using std::chrono::milliseconds;
 
 TEST_SUITE("retry policy") {
     TEST_CASE("backoff grows exponentially up to its cap") {
-        const px::RetryPolicy policy{
-            .initial_backoff = 500ms, .backoff_growth = 2.0, .max_backoff = 8s, .jitter = 0};
-        CHECK(px::backoff_delay(policy, 1, 0.5) == 500ms);
-        CHECK(px::backoff_delay(policy, 2, 0.5) == 1000ms);
-        CHECK(px::backoff_delay(policy, 3, 0.5) == 2000ms);
-        CHECK(px::backoff_delay(policy, 5, 0.5) == 8000ms);
-        CHECK(px::backoff_delay(policy, 6, 0.5) == 8000ms);
-        CHECK(px::backoff_delay(policy, 1'000'000, 0.5) == 8000ms);
+        const px::Backoff backoff{.initial = 500ms, .growth = 2.0, .max = 8s, .jitter = 0};
+        CHECK(px::backoff_delay(backoff, 1, 0.5) == 500ms);
+        CHECK(px::backoff_delay(backoff, 2, 0.5) == 1000ms);
+        CHECK(px::backoff_delay(backoff, 3, 0.5) == 2000ms);
+        CHECK(px::backoff_delay(backoff, 5, 0.5) == 8000ms);
+        CHECK(px::backoff_delay(backoff, 6, 0.5) == 8000ms);
+        CHECK(px::backoff_delay(backoff, 1'000'000, 0.5) == 8000ms);
+    }
+
+    TEST_CASE("both policies keep their defaults, as one Backoff each") {
+        CHECK(px::Backoff{} == px::Backoff{.initial = 500ms, .growth = 2.0, .max = 8s, .jitter = 0.25});
+        CHECK(px::RetryPolicy{}.backoff ==
+              px::Backoff{.initial = 500ms, .growth = 2.0, .max = 8s, .jitter = 0.25});
+        CHECK(px::PollPolicy{}.backoff ==
+              px::Backoff{.initial = 1s, .growth = 1.5, .max = 15s, .jitter = 0.2});
+        // Each policy's delays are its Backoff's.
+        const px::RetryPolicy retry{};
+        const px::PollPolicy poll{};
+        for (unsigned n : {1u, 2u, 7u}) {
+            CHECK(px::retry_delay(retry, n, std::nullopt, 0.3) == px::backoff_delay(retry.backoff, n, 0.3));
+            CHECK(px::poll_delay(poll, n, 0.3) == px::backoff_delay(poll.backoff, n, 0.3));
+        }
     }
 
     TEST_CASE("jitter stays within [1 - jitter, 1] of the backoff and spreads it") {
-        const px::RetryPolicy policy{.initial_backoff = 1000ms, .max_backoff = 1000ms, .jitter = 0.25};
+        const px::Backoff backoff{.initial = 1000ms, .max = 1000ms, .jitter = 0.25};
         std::mt19937_64 random(42);
         std::uniform_real_distribution<double> unit(0.0, 1.0);
         std::set<milliseconds::rep> seen;
         for (int i = 0; i < 1000; ++i) {
-            const milliseconds delay = px::backoff_delay(policy, 1, unit(random));
+            const milliseconds delay = px::backoff_delay(backoff, 1, unit(random));
             CHECK(delay >= 750ms);
             CHECK(delay <= 1000ms);
             seen.insert(delay.count());
         }
         CHECK(seen.size() > 100);  // not in lockstep
-        CHECK(px::backoff_delay(policy, 1, 0.0) == 1000ms);
-        CHECK(px::backoff_delay(policy, 1, 1.0) == 750ms);
+        CHECK(px::backoff_delay(backoff, 1, 0.0) == 1000ms);
+        CHECK(px::backoff_delay(backoff, 1, 1.0) == 750ms);
         CHECK(px::apply_jitter(1000ms, 7.0, 2.0) == 0ms);  // out-of-range inputs are clamped
     }
 
@@ -92,7 +106,7 @@ TEST_SUITE("retry policy") {
 
     TEST_CASE("hints are clamped to the policy, backoff used without one") {
         const px::RetryPolicy policy{
-            .initial_backoff = 500ms, .jitter = 0, .min_hint = 50ms, .max_hint = 60s};
+            .backoff = {.initial = 500ms, .jitter = 0}, .min_hint = 50ms, .max_hint = 60s};
         CHECK(px::retry_delay(policy, 1, 2000ms, 0.3) == 2000ms);
         CHECK(px::retry_delay(policy, 1, 0ms, 0.3) == 50ms);
         CHECK(px::retry_delay(policy, 1, 3600s, 0.3) == 60s);
@@ -102,7 +116,7 @@ TEST_SUITE("retry policy") {
 
 TEST_SUITE("poll policy") {
     TEST_CASE("poll delays grow to their cap, with jitter") {
-        const px::PollPolicy policy{.first_delay = 1s, .growth = 1.5, .max_delay = 15s, .jitter = 0.2};
+        const px::PollPolicy policy{.backoff = {.initial = 1s, .growth = 1.5, .max = 15s, .jitter = 0.2}};
         CHECK(px::poll_delay(policy, 1, 0.0) == 1000ms);
         CHECK(px::poll_delay(policy, 2, 0.0) == 1500ms);
         CHECK(px::poll_delay(policy, 3, 0.0) == 2250ms);
@@ -172,15 +186,22 @@ TEST_SUITE("idempotency keys") {
         CHECK(marks == "[redacted]");
     }
 
-    TEST_CASE("UUID v4 form, and no repeats") {
+    TEST_CASE("make_idempotency_key: UUID v4 form, and no repeats") {
         std::set<std::string> keys;
         for (int i = 0; i < 1000; ++i) {
-            const std::string key = px::detail::uuid_v4();
+            const std::string key = px::make_idempotency_key();
+            CAPTURE(key);
             REQUIRE(key.size() == 36);
-            CHECK(key[8] == '-');
-            CHECK(key[13] == '-');
-            CHECK(key[14] == '4');
-            CHECK((key[19] == '8' || key[19] == '9' || key[19] == 'a' || key[19] == 'b'));
+            for (std::size_t at = 0; at < key.size(); ++at) {
+                if (at == 8 || at == 13 || at == 18 || at == 23) {
+                    CHECK(key[at] == '-');
+                } else {
+                    CHECK(((key[at] >= '0' && key[at] <= '9') || (key[at] >= 'a' && key[at] <= 'f')));
+                }
+            }
+            CHECK(key[14] == '4');  // version 4
+            CHECK(
+                (key[19] == '8' || key[19] == '9' || key[19] == 'a' || key[19] == 'b'));  // RFC 4122 variant
             keys.insert(key);
         }
         CHECK(keys.size() == 1000);

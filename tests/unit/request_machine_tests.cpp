@@ -26,10 +26,10 @@ const pd::Clock::time_point t0 = pd::Clock::time_point(100h);
 px::RetryPolicy no_jitter_policy(unsigned attempts = 4) {
     px::RetryPolicy policy;
     policy.max_attempts = attempts;
-    policy.initial_backoff = 500ms;
-    policy.backoff_growth = 2.0;
-    policy.max_backoff = 8s;
-    policy.jitter = 0;
+    policy.backoff.initial = 500ms;
+    policy.backoff.growth = 2.0;
+    policy.backoff.max = 8s;
+    policy.backoff.jitter = 0;
     return policy;
 }
 
@@ -258,8 +258,8 @@ TEST_SUITE("request machine") {
     // reported, a jittered delay; every rate-limited request then woke at the same moment.
     TEST_CASE("an unhinted 429 waits what it reports, and its retries stay spread by the jitter") {
         px::RetryPolicy policy = no_jitter_policy();
-        policy.initial_backoff = 400ms;
-        policy.jitter = 0.9;
+        policy.backoff.initial = 400ms;
+        policy.backoff.jitter = 0.9;
         pd::Pacer pacer;
         pd::RequestMachine early(policy, pacer, false, pd::no_deadline());
         pd::RequestMachine late(policy, pacer, false, pd::no_deadline());

@@ -26,10 +26,10 @@ const pd::Clock::time_point t0 = pd::Clock::time_point(100h);
 
 px::PollPolicy steady_policy(milliseconds deadline = 60s) {
     px::PollPolicy policy;
-    policy.first_delay = 1s;
-    policy.growth = 2.0;
-    policy.max_delay = 4s;
-    policy.jitter = 0;
+    policy.backoff.initial = 1s;
+    policy.backoff.growth = 2.0;
+    policy.backoff.max = 4s;
+    policy.backoff.jitter = 0;
     policy.deadline = deadline;
     policy.last_poll_margin = 500ms;
     return policy;

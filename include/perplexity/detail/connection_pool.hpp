@@ -126,9 +126,8 @@ class ConnectionPool {
 
     /// Connections open now: idle, in use, or being opened.
     std::size_t open_count() const noexcept { return open_; }
+    /// Connections open and unused, kept for reuse.
     std::size_t idle_count() const noexcept { return idle_.size(); }
-    std::size_t waiting_count() const noexcept { return waiters_.size(); }
-    std::size_t max_connections() const noexcept { return max_connections_; }
 
     void close_idle() noexcept {
         for (auto& entry : idle_) {

@@ -1,5 +1,6 @@
 // A subset of C++23 std::expected for C++20 builds. Same names and semantics as the standard for what
-// it provides, so code written against it keeps compiling when <expected> takes over.
+// it provides, so code written against it keeps compiling when <expected> takes over; nothing in it
+// goes beyond the standard's interface (perplexity/expected.hpp says why the library has its own).
 //
 // Provided: unexpected, unexpect_t, bad_expected_access, expected<T, E> for object types T (not void),
 // with construction from values and unexpected, in-place construction, has_value, operator bool,
@@ -9,7 +10,6 @@
 
 #include <exception>
 #include <functional>
-#include <initializer_list>
 #include <type_traits>
 #include <utility>
 #include <variant>

@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <cstring>
 #include <random>
-#include <stdexcept>
 #include <string>
 
 namespace perplexity::detail {
