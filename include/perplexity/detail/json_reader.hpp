@@ -254,21 +254,4 @@ T required_member(json::object& object, std::string_view key, const JsonPath& at
     return JsonDecoder<T>::decode(*member, here);
 }
 
-/// An optional member: absent and null both mean "not set".
-template <class T>
-std::optional<T> optional_member(json::object& object, std::string_view key, const JsonPath& at) {
-    json::value* member = object.if_contains(key);
-    if (member == nullptr || member->is_null()) {
-        return std::nullopt;
-    }
-    return JsonDecoder<T>::decode(*member, JsonPath(at, key));
-}
-
-/// An optional list: absent and null both mean empty.
-template <class T>
-std::vector<T> list_member(json::object& object, std::string_view key, const JsonPath& at) {
-    auto list = optional_member<std::vector<T>>(object, key, at);
-    return list ? std::move(*list) : std::vector<T>{};
-}
-
 }  // namespace perplexity::detail
