@@ -28,7 +28,8 @@ namespace perplexity::detail {
 /// Optional: missing and null both leave the C++ member as constructed (empty, or its default value).
 enum class Presence { required, optional };
 
-/// What encoding writes for an optional member whose C++ value is empty: nothing, or null.
+/// What encoding writes for an optional member whose C++ value is empty. The rule is `left_out`; `null`
+/// is the exception, for members the API itself always writes, so the table entry says why.
 enum class WhenAbsent { left_out, null };
 
 /// Specialised for each model type with `static constexpr auto fields`, a tuple of field descriptors in
@@ -191,6 +192,10 @@ void encode_field(const Field& field, json::object& object, const Owner& owner) 
     if (field.presence == Presence::optional && field.absent_in(owner)) {
         if (field.when_absent == WhenAbsent::null) {
             object.insert_or_assign(field.name, nullptr);
+        } else {
+            // Erased rather than skipped: a completion is written over its raw JSON, which may hold it.
+            // Stable, so the members around it keep the order they were received in.
+            object.stable_erase(field.name);
         }
         return;
     }

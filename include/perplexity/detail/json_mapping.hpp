@@ -4,8 +4,8 @@
 // Decoders are tolerant of what the API adds (unknown members are ignored, null equals absent for
 // optional members, unknown statuses decode as JobStatus::unknown) and strict about what the contract
 // requires (a missing or mistyped required member fails with its path).
-// Encoders write every required member, and an optional one when it holds something; what an empty one
-// writes, nothing or null, is in its table entry.
+// Encoders write every required member, and an optional one only when it holds something: an empty
+// optional member is left out, unless its table entry says WhenAbsent::null and why.
 // Encoders are Boost.JSON `tag_invoke` overloads, so `boost::json::value_from(job)` works for users.
 #pragma once
 
@@ -148,7 +148,9 @@ struct JsonDecoder<ReasoningEffort> {
 };
 
 // The tables. Entries are in the order decoding checks them, which is the order the first problem in a
-// body is reported in.
+// body is reported in. An entry without WhenAbsent::null is left out when empty even where the API's
+// examples show a null (a search result's `date`, a cost's `request_cost`): readers, this library's
+// included, take null and absent alike, and one rule is easier to rely on than a list of samples.
 
 template <>
 struct JsonFields<ContentPart> {
@@ -177,8 +179,8 @@ struct JsonFields<SearchResult> {
     static constexpr auto fields = std::tuple{
         required_field("title", &SearchResult::title),
         required_field("url", &SearchResult::url),
-        optional_field("date", &SearchResult::date, WhenAbsent::null),
-        optional_field("last_updated", &SearchResult::last_updated, WhenAbsent::null),
+        optional_field("date", &SearchResult::date),
+        optional_field("last_updated", &SearchResult::last_updated),
         optional_field("snippet", &SearchResult::snippet),
         optional_field("source", &SearchResult::source),
     };
@@ -192,7 +194,7 @@ struct JsonFields<Cost> {
         required_field("total_cost", &Cost::total_cost),
         optional_field("citation_tokens_cost", &Cost::citation_tokens_cost),
         optional_field("reasoning_tokens_cost", &Cost::reasoning_tokens_cost),
-        optional_field("request_cost", &Cost::request_cost, WhenAbsent::null),
+        optional_field("request_cost", &Cost::request_cost),
         optional_field("search_queries_cost", &Cost::search_queries_cost),
     };
 };
@@ -216,7 +218,7 @@ struct JsonFields<Choice> {
     static constexpr auto fields = std::tuple{
         // Read as 0 when missing; a plain integer, so always written.
         optional_field("index", &Choice::index),
-        optional_field("finish_reason", &Choice::finish_reason, WhenAbsent::null),
+        optional_field("finish_reason", &Choice::finish_reason),
         required_field("message", &Choice::message),
         optional_field("delta", &Choice::delta),
     };
@@ -387,7 +389,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, con
 }
 
 /// Starts from the raw completion, so members this library does not model survive a round trip, then
-/// writes every typed member over it: the typed members are the truth.
+/// writes every typed member over it: the typed members are the truth, an empty one included (it is left
+/// out even when the raw object has it).
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
                        const ChatCompletion& completion) {
     boost::json::object& object = out.emplace_object();
