@@ -59,7 +59,7 @@ void check_names_every_field(std::string_view text) {
         const json::value* member = object.if_contains(field.name);
         CHECK_MESSAGE((member != nullptr && !member->is_null()), "not set: " << std::string(field.name));
     };
-    std::apply([&](const auto&... field) { (check_one(field), ...); }, px::detail::JsonFields<T>::fields);
+    px::detail::for_each_field(px::detail::JsonFields<T>::fields, check_one);
 }
 
 /// Read off T's table: in the encoding of a value with every optional member empty, such a member is
@@ -81,7 +81,7 @@ void check_absent_members_left_out(const T& value) {
             CHECK_FALSE(object.contains(field.name));
         }
     };
-    std::apply([&](const auto&... field) { (check_one(field), ...); }, px::detail::JsonFields<T>::fields);
+    px::detail::for_each_field(px::detail::JsonFields<T>::fields, check_one);
 }
 
 // Every model type with every optional member set, and with none, in C++ and in JSON. Numbers are exact

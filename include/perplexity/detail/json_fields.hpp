@@ -3,8 +3,8 @@
 // A type's table (a specialisation of JsonFields) names each member once, with whether decoding insists on
 // it and what encoding writes when it is absent. Decoding and encoding are folds over that table, so they
 // cannot disagree about a member's name or its rules, and every exception to the rules stands in the table
-// where a reader of the type looks. The table is a constexpr tuple: the fold resolves every name and member
-// pointer at compile time, and a field costs what a hand-written line for it would.
+// where a reader of the type looks. The table is a constexpr value: the fold over it resolves every name
+// and member pointer at compile time, and a field costs what a hand-written line for it would.
 #pragma once
 
 #include <perplexity/detail/json_reader.hpp>
@@ -16,7 +16,6 @@
 #include <memory>
 #include <optional>
 #include <string_view>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -32,10 +31,56 @@ enum class Presence { required, optional };
 /// is the exception, for members the API itself always writes, so the table entry says why.
 enum class WhenAbsent { left_out, null };
 
-/// Specialised for each model type with `static constexpr auto fields`, a tuple of field descriptors in
+/// Specialised for each model type with `static constexpr FieldTable fields`, its field descriptors in
 /// the order decoding checks them (so the first problem in that order is the one reported).
 template <class T>
 struct JsonFields;
+
+/// A table's entries, in order: the least that holds values of different types. Not std::tuple: built
+/// for every table in every translation unit that includes the mapping, its machinery made g++ 12 spend
+/// a third more instructions and memory on <perplexity/json.hpp> alone than the hand-written mapping it
+/// replaces; this list costs a few percent. An entry may be another table, whose entries then stand in
+/// its place (a Job's table starts with JobSummary's).
+template <class... Entries>
+struct FieldTable;
+
+template <>
+struct FieldTable<> {};
+
+template <class First, class... Rest>
+struct FieldTable<First, Rest...> {
+    constexpr explicit FieldTable(First first_entry, Rest... other_entries)
+        : first(first_entry), rest(other_entries...) {}
+
+    First first;
+    FieldTable<Rest...> rest;
+};
+
+template <class... Entries>
+FieldTable(Entries...) -> FieldTable<Entries...>;
+
+/// Calls `visit` with every field of `table`, in order; the recursion unrolls at compile time.
+template <class Visit>
+constexpr void for_each_field(const FieldTable<>&, const Visit&) {}
+
+template <class First, class... Rest, class Visit>
+constexpr void for_each_field(const FieldTable<First, Rest...>& table, const Visit& visit);
+
+template <class Field, class Visit>
+constexpr void visit_entry(const Field& field, const Visit& visit) {
+    visit(field);
+}
+
+template <class... Entries, class Visit>
+constexpr void visit_entry(const FieldTable<Entries...>& nested, const Visit& visit) {
+    for_each_field(nested, visit);
+}
+
+template <class First, class... Rest, class Visit>
+constexpr void for_each_field(const FieldTable<First, Rest...>& table, const Visit& visit) {
+    visit_entry(table.first, visit);
+    for_each_field(table.rest, visit);
+}
 
 /// Empty in the sense of "nothing to write": an empty optional or pointer, an empty list (the API's lists
 /// are optional, and an empty one says nothing), a null message content. A plain value is never empty.
@@ -183,8 +228,8 @@ void decode_field(const Field& field, json::object& object, const JsonPath& at, 
 /// Reads every member of Owner's table from `object` into `owner`; members not in the table are ignored.
 template <class Owner>
 void decode_fields(json::object& object, const JsonPath& at, Owner& owner) {
-    std::apply([&](const auto&... field) { (decode_field(field, object, at, owner), ...); },
-               JsonFields<Owner>::fields);
+    for_each_field(JsonFields<Owner>::fields,
+                   [&](const auto& field) { decode_field(field, object, at, owner); });
 }
 
 template <class Field, class Owner>
@@ -205,15 +250,15 @@ void encode_field(const Field& field, json::object& object, const Owner& owner) 
 /// Writes every member of Owner's table into `object`, over whatever it already holds.
 template <class Owner>
 void encode_fields(json::object& object, const Owner& owner) {
-    std::apply([&](const auto&... field) { (encode_field(field, object, owner), ...); },
-               JsonFields<Owner>::fields);
+    for_each_field(JsonFields<Owner>::fields, [&](const auto& field) { encode_field(field, object, owner); });
 }
 
 /// Whether `key` names a member of Owner's table (for types that keep the members their table lacks).
 template <class Owner>
 bool is_field_name(std::string_view key) noexcept {
-    return std::apply([&](const auto&... field) { return ((field.name == key) || ...); },
-                      JsonFields<Owner>::fields);
+    bool found = false;
+    for_each_field(JsonFields<Owner>::fields, [&](const auto& field) { found = found || field.name == key; });
+    return found;
 }
 
 /// Decodes a JSON object into T through T's table alone.

@@ -20,7 +20,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 
 namespace perplexity {
 
@@ -154,7 +153,7 @@ struct JsonDecoder<ReasoningEffort> {
 
 template <>
 struct JsonFields<ContentPart> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("type", &ContentPart::type),
         optional_field("text", &ContentPart::text),
         optional_field<ImageUrlCodec>("image_url", &ContentPart::image_url),
@@ -163,7 +162,7 @@ struct JsonFields<ContentPart> {
 
 template <>
 struct JsonFields<Message> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("role", &Message::role),
         // Decoding tolerates a missing content, but the API's message schema requires the member, so a
         // message without content says so with null.
@@ -176,7 +175,7 @@ struct JsonFields<Message> {
 
 template <>
 struct JsonFields<SearchResult> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("title", &SearchResult::title),
         required_field("url", &SearchResult::url),
         optional_field("date", &SearchResult::date),
@@ -188,7 +187,7 @@ struct JsonFields<SearchResult> {
 
 template <>
 struct JsonFields<Cost> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("input_tokens_cost", &Cost::input_tokens_cost),
         required_field("output_tokens_cost", &Cost::output_tokens_cost),
         required_field("total_cost", &Cost::total_cost),
@@ -201,7 +200,7 @@ struct JsonFields<Cost> {
 
 template <>
 struct JsonFields<Usage> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("prompt_tokens", &Usage::prompt_tokens),
         required_field("completion_tokens", &Usage::completion_tokens),
         required_field("total_tokens", &Usage::total_tokens),
@@ -215,7 +214,7 @@ struct JsonFields<Usage> {
 
 template <>
 struct JsonFields<Choice> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         // Read as 0 when missing; a plain integer, so always written.
         optional_field("index", &Choice::index),
         optional_field("finish_reason", &Choice::finish_reason),
@@ -226,7 +225,7 @@ struct JsonFields<Choice> {
 
 template <>
 struct JsonFields<ChatCompletion> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("id", &ChatCompletion::id),
         required_field("model", &ChatCompletion::model),
         required_field("created", &ChatCompletion::created),
@@ -245,7 +244,7 @@ template <>
 struct JsonFields<JobSummary> {
     // Every job body the API sends carries all three timestamps, null until they happen (see its
     // examples); written the same way, a job reads like the API's own.
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("id", &JobSummary::id),
         JobStatusField{},
         required_field("model", &JobSummary::model),
@@ -259,17 +258,16 @@ struct JsonFields<JobSummary> {
 template <>
 struct JsonFields<Job> {
     // Like the timestamps, the API writes both of these in every job body, null when there is none.
-    static constexpr auto fields =
-        std::tuple_cat(JsonFields<JobSummary>::fields,
-                       std::tuple{
-                           optional_field("error_message", &Job::error_message, WhenAbsent::null),
-                           optional_field("response", &Job::response, WhenAbsent::null),
-                       });
+    static constexpr FieldTable fields{
+        JsonFields<JobSummary>::fields,
+        optional_field("error_message", &Job::error_message, WhenAbsent::null),
+        optional_field("response", &Job::response, WhenAbsent::null),
+    };
 };
 
 template <>
 struct JsonFields<JobPage> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("requests", &JobPage::jobs),
         optional_field<PageTokenCodec>("next_token", &JobPage::next_token),
     };
@@ -278,7 +276,7 @@ struct JsonFields<JobPage> {
 /// The chat parameters; `extra_params` is not in the table: it is merged over the typed members.
 template <>
 struct JsonFields<ChatRequest> {
-    static constexpr auto fields = std::tuple{
+    static constexpr FieldTable fields{
         required_field("model", &ChatRequest::model),
         required_field("messages", &ChatRequest::messages),
         optional_field("max_tokens", &ChatRequest::max_tokens),
