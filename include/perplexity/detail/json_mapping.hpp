@@ -118,6 +118,8 @@ struct JobStatusField {
     }
 };
 
+// Only a request has enum members, and the library reads requests back only to test their table: an
+// unknown spelling is an error, as there is no enum value to keep it in.
 template <class Enum>
 Enum decode_spelling(json::value& value, const JsonPath& at, std::initializer_list<Enum> known) {
     if (!value.is_string()) {
