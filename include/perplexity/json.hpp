@@ -5,8 +5,10 @@
 /// Error naming the JSON path of the problem. Decoding ignores unknown members, treats `null` like
 /// absence for optional ones, and rejects a missing or mistyped required member. The body needs to live
 /// only during the call; the result owns its data. `boost::json::value_from(x)` writes any model type
-/// back; `create_request_body` writes what a create sends. All of these are free of shared state and
-/// safe from any thread.
+/// back, leaving out empty optional members but for a job's lifecycle members (`started_at`,
+/// `completed_at`, `failed_at`, `error_message`, `response`) and a message's `content`, which are written
+/// as null as the API writes them; `create_request_body` writes what a create sends. All of these are free
+/// of shared state and safe from any thread.
 #pragma once
 
 #include <perplexity/detail/json_mapping.hpp>

@@ -1,371 +1,419 @@
-// The one place where model types meet JSON: a decoder and an encoder for each.
+// The one place where model types meet JSON: a field table for each (see json_fields.hpp), read by both
+// its decoder and its encoder.
 //
 // Decoders are tolerant of what the API adds (unknown members are ignored, null equals absent for
 // optional members, unknown statuses decode as JobStatus::unknown) and strict about what the contract
 // requires (a missing or mistyped required member fails with its path).
+// Encoders write every required member, and an optional one only when it holds something: an empty
+// optional member is left out, unless its table entry says WhenAbsent::null and why.
 // Encoders are Boost.JSON `tag_invoke` overloads, so `boost::json::value_from(job)` works for users.
 #pragma once
 
 #include <perplexity/chat.hpp>
+#include <perplexity/detail/json_fields.hpp>
 #include <perplexity/detail/json_reader.hpp>
 #include <perplexity/job.hpp>
 
 #include <boost/json/value_from.hpp>
 
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
 namespace perplexity {
+
+// Declared ahead of the codecs and tables, which write nested model types through value_from.
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ContentPart& part);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Message& message);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const SearchResult& result);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Cost& cost);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Usage& usage);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Choice& choice);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
+                       const ChatCompletion& completion);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobSummary& summary);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Job& job);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobPage& page);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ChatRequest& request);
+
 namespace detail {
 
-template <>
-struct JsonDecoder<ContentPart> {
-    static ContentPart decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        ContentPart part;
-        part.type = required_member<std::string>(object, "type", at);
-        part.text = optional_member<std::string>(object, "text", at);
-        if (json::value* image = object.if_contains("image_url"); image && !image->is_null()) {
-            const JsonPath image_at(at, "image_url");
-            // The API's shape is {"url": "..."}; a bare string is accepted too.
-            if (image->is_string()) {
-                part.image_url = std::string(image->get_string());
-            } else {
-                part.image_url =
-                    required_member<std::string>(expect_object(*image, image_at), "url", image_at);
-            }
-        }
-        return part;
-    }
-};
+// Codecs for the members whose JSON has a shape of its own. Each is named in the table entry it serves.
 
-template <>
-struct JsonDecoder<MessageContent> {
-    static MessageContent decode(json::value& value, const JsonPath& at) {
-        if (value.is_null()) {
-            return std::monostate{};
-        }
+/// `image_url` is `{"url": "..."}` in the API's schema; a bare string is accepted too. Written in the
+/// schema's shape.
+struct ImageUrlCodec {
+    static void decode(json::value& value, const JsonPath& at, std::string& out) {
         if (value.is_string()) {
-            return std::string(value.get_string());
+            JsonDecoder<std::string>::decode_into(value, at, out);
+        } else {
+            out = required_member<std::string>(expect_object(value, at), "url", at);
         }
-        if (value.is_array()) {
-            return JsonDecoder<std::vector<ContentPart>>::decode(value, at);
+    }
+
+    static json::value encode(const std::string& url, const json::storage_ptr& storage) {
+        return json::object({{"url", url}}, storage);
+    }
+};
+
+/// A message's content is text or a list of parts; null is the variant's empty state, handled by the
+/// table entry like any absent member.
+struct MessageContentCodec {
+    static void decode(json::value& value, const JsonPath& at, MessageContent& out) {
+        if (value.is_string()) {
+            out.emplace<std::string>(value.get_string());
+        } else if (value.is_array()) {
+            decode_into(value, at, out.emplace<std::vector<ContentPart>>());
+        } else {
+            fail_type(value, at, "a string, an array of content parts or null");
         }
-        fail_type(value, at, "a string, an array of content parts or null");
     }
-};
 
-template <>
-struct JsonDecoder<Message> {
-    static Message decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        Message message;
-        message.role = required_member<std::string>(object, "role", at);
-        if (json::value* content = object.if_contains("content")) {
-            message.content = JsonDecoder<MessageContent>::decode(*content, JsonPath(at, "content"));
+    static json::value encode(const MessageContent& content, const json::storage_ptr& storage) {
+        if (const auto* text = std::get_if<std::string>(&content)) {
+            return json::value(*text, storage);
         }
-        message.reasoning_steps = optional_member<json::value>(object, "reasoning_steps", at);
-        message.tool_calls = optional_member<json::value>(object, "tool_calls", at);
-        message.tool_call_id = optional_member<std::string>(object, "tool_call_id", at);
-        return message;
+        if (const auto* parts = std::get_if<std::vector<ContentPart>>(&content)) {
+            return json::value_from(*parts, storage);
+        }
+        return json::value(nullptr, storage);
+    }
+};
+
+/// The API has sent an empty `next_token` on a last page: it reads as no token. Handed the optional
+/// itself, so that it can leave it empty.
+struct PageTokenCodec {
+    static void decode(json::value& value, const JsonPath& at, std::optional<std::string>& out) {
+        JsonDecoder<std::string>::decode_into(value, at, out.emplace());
+        if (out->empty()) {
+            out.reset();
+        }
+    }
+
+    static json::value encode(const std::string& token, const json::storage_ptr& storage) {
+        return json::value(token, storage);
+    }
+};
+
+/// "status" is two members: the text as sent (so a status added after this release is kept, and written
+/// back as it came) and its parsed form. A summary built in code, with no text, writes its parsed form.
+struct JobStatusField {
+    std::string_view name = "status";
+    Presence presence = Presence::required;
+    WhenAbsent when_absent = WhenAbsent::left_out;
+
+    static void decode(JobSummary& summary, json::value& value, const JsonPath& at) {
+        JsonDecoder<std::string>::decode_into(value, at, summary.status_text);
+        summary.status = job_status_from_string(summary.status_text);
+    }
+
+    static bool absent_in(const JobSummary&) noexcept { return false; }
+
+    static json::value encode(const JobSummary& summary, const json::storage_ptr& storage) {
+        if (summary.status_text.empty()) {
+            return json::value(to_string(summary.status), storage);
+        }
+        return json::value(summary.status_text, storage);
+    }
+};
+
+// Only a request has enum members, and the library reads requests back only to test their table: an
+// unknown spelling is an error, as there is no enum value to keep it in.
+template <class Enum>
+Enum decode_spelling(json::value& value, const JsonPath& at, std::initializer_list<Enum> known) {
+    if (!value.is_string()) {
+        fail_type(value, at, "a string");
+    }
+    for (const Enum candidate : known) {
+        if (value.get_string() == to_string(candidate)) {
+            return candidate;
+        }
+    }
+    fail_decode(at, "unknown value \"" + std::string(value.get_string()) + "\"");
+}
+
+template <>
+struct JsonDecoder<SearchMode> {
+    static SearchMode decode(json::value& value, const JsonPath& at) {
+        return decode_spelling(value, at, {SearchMode::web, SearchMode::academic, SearchMode::sec});
     }
 };
 
 template <>
-struct JsonDecoder<SearchResult> {
-    static SearchResult decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        SearchResult result;
-        result.title = required_member<std::string>(object, "title", at);
-        result.url = required_member<std::string>(object, "url", at);
-        result.date = optional_member<std::string>(object, "date", at);
-        result.last_updated = optional_member<std::string>(object, "last_updated", at);
-        result.snippet = optional_member<std::string>(object, "snippet", at);
-        result.source = optional_member<std::string>(object, "source", at);
-        return result;
+struct JsonDecoder<ReasoningEffort> {
+    static ReasoningEffort decode(json::value& value, const JsonPath& at) {
+        return decode_spelling(value, at,
+                               {ReasoningEffort::low, ReasoningEffort::medium, ReasoningEffort::high});
     }
+};
+
+// The tables. Entries are in the order decoding checks them, which is the order the first problem in a
+// body is reported in. An entry without WhenAbsent::null is left out when empty even where the API's
+// examples show a null (a search result's `date`, a cost's `request_cost`): readers, this library's
+// included, take null and absent alike, and one rule is easier to rely on than a list of samples.
+
+template <>
+struct JsonFields<ContentPart> {
+    static constexpr FieldTable fields{
+        required_field("type", &ContentPart::type),
+        optional_field("text", &ContentPart::text),
+        optional_field<ImageUrlCodec>("image_url", &ContentPart::image_url),
+    };
 };
 
 template <>
-struct JsonDecoder<Cost> {
-    static Cost decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        Cost cost;
-        cost.input_tokens_cost = required_member<double>(object, "input_tokens_cost", at);
-        cost.output_tokens_cost = required_member<double>(object, "output_tokens_cost", at);
-        cost.total_cost = required_member<double>(object, "total_cost", at);
-        cost.citation_tokens_cost = optional_member<double>(object, "citation_tokens_cost", at);
-        cost.reasoning_tokens_cost = optional_member<double>(object, "reasoning_tokens_cost", at);
-        cost.request_cost = optional_member<double>(object, "request_cost", at);
-        cost.search_queries_cost = optional_member<double>(object, "search_queries_cost", at);
-        return cost;
-    }
+struct JsonFields<Message> {
+    static constexpr FieldTable fields{
+        required_field("role", &Message::role),
+        // Decoding tolerates a missing content, but the API's message schema requires the member, so a
+        // message without content says so with null.
+        optional_field<MessageContentCodec>("content", &Message::content, WhenAbsent::null),
+        optional_field("reasoning_steps", &Message::reasoning_steps),
+        optional_field("tool_calls", &Message::tool_calls),
+        optional_field("tool_call_id", &Message::tool_call_id),
+    };
 };
 
 template <>
-struct JsonDecoder<Usage> {
-    static Usage decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        Usage usage;
-        usage.prompt_tokens = required_member<std::int64_t>(object, "prompt_tokens", at);
-        usage.completion_tokens = required_member<std::int64_t>(object, "completion_tokens", at);
-        usage.total_tokens = required_member<std::int64_t>(object, "total_tokens", at);
-        usage.citation_tokens = optional_member<std::int64_t>(object, "citation_tokens", at);
-        usage.num_search_queries = optional_member<std::int64_t>(object, "num_search_queries", at);
-        usage.reasoning_tokens = optional_member<std::int64_t>(object, "reasoning_tokens", at);
-        usage.search_context_size = optional_member<std::string>(object, "search_context_size", at);
-        usage.cost = optional_member<Cost>(object, "cost", at);
-        return usage;
-    }
+struct JsonFields<SearchResult> {
+    static constexpr FieldTable fields{
+        required_field("title", &SearchResult::title),
+        required_field("url", &SearchResult::url),
+        optional_field("date", &SearchResult::date),
+        optional_field("last_updated", &SearchResult::last_updated),
+        optional_field("snippet", &SearchResult::snippet),
+        optional_field("source", &SearchResult::source),
+    };
 };
 
 template <>
-struct JsonDecoder<Choice> {
-    static Choice decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        Choice choice;
-        choice.index = optional_member<std::int64_t>(object, "index", at).value_or(0);
-        choice.finish_reason = optional_member<std::string>(object, "finish_reason", at);
-        choice.message = required_member<Message>(object, "message", at);
-        choice.delta = optional_member<Message>(object, "delta", at);
-        return choice;
-    }
+struct JsonFields<Cost> {
+    static constexpr FieldTable fields{
+        required_field("input_tokens_cost", &Cost::input_tokens_cost),
+        required_field("output_tokens_cost", &Cost::output_tokens_cost),
+        required_field("total_cost", &Cost::total_cost),
+        optional_field("citation_tokens_cost", &Cost::citation_tokens_cost),
+        optional_field("reasoning_tokens_cost", &Cost::reasoning_tokens_cost),
+        optional_field("request_cost", &Cost::request_cost),
+        optional_field("search_queries_cost", &Cost::search_queries_cost),
+    };
 };
 
+template <>
+struct JsonFields<Usage> {
+    static constexpr FieldTable fields{
+        required_field("prompt_tokens", &Usage::prompt_tokens),
+        required_field("completion_tokens", &Usage::completion_tokens),
+        required_field("total_tokens", &Usage::total_tokens),
+        optional_field("citation_tokens", &Usage::citation_tokens),
+        optional_field("num_search_queries", &Usage::num_search_queries),
+        optional_field("reasoning_tokens", &Usage::reasoning_tokens),
+        optional_field("search_context_size", &Usage::search_context_size),
+        optional_field("cost", &Usage::cost),
+    };
+};
+
+template <>
+struct JsonFields<Choice> {
+    static constexpr FieldTable fields{
+        // Read as 0 when missing; a plain integer, so always written.
+        optional_field("index", &Choice::index),
+        optional_field("finish_reason", &Choice::finish_reason),
+        required_field("message", &Choice::message),
+        optional_field("delta", &Choice::delta),
+    };
+};
+
+template <>
+struct JsonFields<ChatCompletion> {
+    static constexpr FieldTable fields{
+        required_field("id", &ChatCompletion::id),
+        required_field("model", &ChatCompletion::model),
+        required_field("created", &ChatCompletion::created),
+        optional_field("object", &ChatCompletion::object),
+        required_field("choices", &ChatCompletion::choices),
+        // Lists: missing, null and empty are all an empty vector, written as nothing.
+        optional_field("citations", &ChatCompletion::citations),
+        optional_field("search_results", &ChatCompletion::search_results),
+        optional_field("images", &ChatCompletion::images),
+        optional_field("related_questions", &ChatCompletion::related_questions),
+        optional_field("usage", &ChatCompletion::usage),
+    };
+};
+
+template <>
+struct JsonFields<JobSummary> {
+    // Every job body the API sends carries all three timestamps, null until they happen (see its
+    // examples); written the same way, a job reads like the API's own.
+    static constexpr FieldTable fields{
+        required_field("id", &JobSummary::id),
+        JobStatusField{},
+        required_field("model", &JobSummary::model),
+        required_field("created_at", &JobSummary::created_at),
+        optional_field("started_at", &JobSummary::started_at, WhenAbsent::null),
+        optional_field("completed_at", &JobSummary::completed_at, WhenAbsent::null),
+        optional_field("failed_at", &JobSummary::failed_at, WhenAbsent::null),
+    };
+};
+
+template <>
+struct JsonFields<Job> {
+    // Like the timestamps, the API writes both of these in every job body, null when there is none.
+    static constexpr FieldTable fields{
+        JsonFields<JobSummary>::fields,
+        optional_field("error_message", &Job::error_message, WhenAbsent::null),
+        optional_field("response", &Job::response, WhenAbsent::null),
+    };
+};
+
+template <>
+struct JsonFields<JobPage> {
+    static constexpr FieldTable fields{
+        required_field("requests", &JobPage::jobs),
+        optional_field<PageTokenCodec>("next_token", &JobPage::next_token),
+    };
+};
+
+/// The chat parameters; `extra_params` is not in the table: it is merged over the typed members.
+template <>
+struct JsonFields<ChatRequest> {
+    static constexpr FieldTable fields{
+        required_field("model", &ChatRequest::model),
+        required_field("messages", &ChatRequest::messages),
+        optional_field("max_tokens", &ChatRequest::max_tokens),
+        optional_field("temperature", &ChatRequest::temperature),
+        optional_field("top_p", &ChatRequest::top_p),
+        optional_field("top_k", &ChatRequest::top_k),
+        optional_field("presence_penalty", &ChatRequest::presence_penalty),
+        optional_field("frequency_penalty", &ChatRequest::frequency_penalty),
+        optional_field("search_mode", &ChatRequest::search_mode),
+        optional_field("search_domain_filter", &ChatRequest::search_domain_filter),
+        optional_field("search_recency_filter", &ChatRequest::search_recency_filter),
+        optional_field("search_after_date_filter", &ChatRequest::search_after_date_filter),
+        optional_field("search_before_date_filter", &ChatRequest::search_before_date_filter),
+        optional_field("return_images", &ChatRequest::return_images),
+        optional_field("return_related_questions", &ChatRequest::return_related_questions),
+        optional_field("reasoning_effort", &ChatRequest::reasoning_effort),
+        optional_field("response_format", &ChatRequest::response_format),
+        optional_field("web_search_options", &ChatRequest::web_search_options),
+        optional_field("disable_search", &ChatRequest::disable_search),
+    };
+};
+
+template <>
+struct JsonDecoder<ContentPart> : TableDecoder<ContentPart> {};
+template <>
+struct JsonDecoder<Message> : TableDecoder<Message> {};
+template <>
+struct JsonDecoder<SearchResult> : TableDecoder<SearchResult> {};
+template <>
+struct JsonDecoder<Cost> : TableDecoder<Cost> {};
+template <>
+struct JsonDecoder<Usage> : TableDecoder<Usage> {};
+template <>
+struct JsonDecoder<Choice> : TableDecoder<Choice> {};
+template <>
+struct JsonDecoder<JobSummary> : TableDecoder<JobSummary> {};
+template <>
+struct JsonDecoder<Job> : TableDecoder<Job> {};
+template <>
+struct JsonDecoder<JobPage> : TableDecoder<JobPage> {};
+
+/// Besides its table, a completion keeps the whole object it was read from in `raw`.
 template <>
 struct JsonDecoder<ChatCompletion> {
-    static ChatCompletion decode(json::value& value, const JsonPath& at) {
+    static void decode_into(json::value& value, const JsonPath& at, ChatCompletion& completion) {
         json::object& object = expect_object(value, at);
         // The whole object is kept in `raw` and written back on encode, unknown members included.
         require_finite_numbers(value, at);
-        ChatCompletion completion;
-        completion.id = required_member<std::string>(object, "id", at);
-        completion.model = required_member<std::string>(object, "model", at);
-        completion.created = required_member<std::int64_t>(object, "created", at);
-        completion.object = optional_member<std::string>(object, "object", at);
-        completion.choices = required_member<std::vector<Choice>>(object, "choices", at);
-        completion.citations = list_member<std::string>(object, "citations", at);
-        completion.search_results = list_member<SearchResult>(object, "search_results", at);
-        if (const json::value* images = object.if_contains("images"); images && !images->is_null()) {
-            // Into the default resource: the parsed tree may live in a short-lived arena.
-            completion.images.emplace(*images, json::storage_ptr());
-        }
-        completion.related_questions = list_member<std::string>(object, "related_questions", at);
-        completion.usage = optional_member<Usage>(object, "usage", at);
+        decode_fields(object, at, completion);
         // Everything typed has been copied out; the object itself becomes the raw view: moved when it
         // was parsed into the default resource, copied out when it lives in parse_body's arena.
         completion.raw = std::move(object);
+    }
+
+    static ChatCompletion decode(json::value& value, const JsonPath& at) {
+        ChatCompletion completion;
+        decode_into(value, at, completion);
         return completion;
     }
 };
 
-inline void decode_summary_fields(json::object& object, const JsonPath& at, JobSummary& summary) {
-    summary.id = required_member<std::string>(object, "id", at);
-    summary.status_text = required_member<std::string>(object, "status", at);
-    summary.status = job_status_from_string(summary.status_text);
-    summary.model = required_member<std::string>(object, "model", at);
-    summary.created_at = required_member<std::int64_t>(object, "created_at", at);
-    summary.started_at = optional_member<std::int64_t>(object, "started_at", at);
-    summary.completed_at = optional_member<std::int64_t>(object, "completed_at", at);
-    summary.failed_at = optional_member<std::int64_t>(object, "failed_at", at);
-}
-
+/// The library only writes requests; reading one back exists so that the table is tested in both
+/// directions. Members the table lacks become `extra_params`, as they were sent.
 template <>
-struct JsonDecoder<JobSummary> {
-    static JobSummary decode(json::value& value, const JsonPath& at) {
-        JobSummary summary;
-        decode_summary_fields(expect_object(value, at), at, summary);
-        return summary;
-    }
-};
-
-template <>
-struct JsonDecoder<Job> {
-    static Job decode(json::value& value, const JsonPath& at) {
+struct JsonDecoder<ChatRequest> {
+    static void decode_into(json::value& value, const JsonPath& at, ChatRequest& request) {
         json::object& object = expect_object(value, at);
-        Job job;
-        decode_summary_fields(object, at, job);
-        job.error_message = optional_member<std::string>(object, "error_message", at);
-        if (auto response = optional_member<ChatCompletion>(object, "response", at)) {
-            job.response = std::make_shared<const ChatCompletion>(std::move(*response));
+        require_finite_numbers(value, at);
+        decode_fields(object, at, request);
+        for (const auto& member : object) {
+            if (!is_field_name<ChatRequest>(member.key())) {
+                request.extra_params[member.key()] = member.value();
+            }
         }
-        return job;
+    }
+
+    static ChatRequest decode(json::value& value, const JsonPath& at) {
+        ChatRequest request;
+        decode_into(value, at, request);
+        return request;
     }
 };
-
-template <>
-struct JsonDecoder<JobPage> {
-    static JobPage decode(json::value& value, const JsonPath& at) {
-        json::object& object = expect_object(value, at);
-        JobPage page;
-        page.jobs = required_member<std::vector<JobSummary>>(object, "requests", at);
-        page.next_token = optional_member<std::string>(object, "next_token", at);
-        if (page.next_token && page.next_token->empty()) {
-            page.next_token.reset();
-        }
-        return page;
-    }
-};
-
-template <class T>
-void put_optional(json::object& object, std::string_view key, const std::optional<T>& value) {
-    if (value) {
-        object[key] = json::value_from(*value, object.storage());
-    }
-}
-
-/// Writes `value` (a std::optional or a shared_ptr), or null when it is empty.
-template <class Nullable>
-void put_nullable(json::object& object, std::string_view key, const Nullable& value) {
-    if (value) {
-        object[key] = json::value_from(*value, object.storage());
-    } else {
-        object[key] = nullptr;
-    }
-}
-
-template <class T>
-void put_list(json::object& object, std::string_view key, const std::vector<T>& values) {
-    if (!values.empty()) {
-        object[key] = json::value_from(values, object.storage());
-    }
-}
-
-inline void encode_summary_fields(json::object& object, const JobSummary& summary) {
-    object["id"] = summary.id;
-    object["model"] = summary.model;
-    object["created_at"] = summary.created_at;
-    put_nullable(object, "started_at", summary.started_at);
-    put_nullable(object, "completed_at", summary.completed_at);
-    put_nullable(object, "failed_at", summary.failed_at);
-    object["status"] =
-        summary.status_text.empty() ? std::string(to_string(summary.status)) : summary.status_text;
-}
 
 }  // namespace detail
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ContentPart& part) {
-    boost::json::object& object = out.emplace_object();
-    object["type"] = part.type;
-    detail::put_optional(object, "text", part.text);
-    if (part.image_url) {
-        object["image_url"] = boost::json::object{{"url", *part.image_url}};
-    }
+    detail::encode_fields(out.emplace_object(), part);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Message& message) {
-    boost::json::object& object = out.emplace_object();
-    object["role"] = message.role;
-    boost::json::value& content = object["content"];
-    if (const auto* text = std::get_if<std::string>(&message.content)) {
-        content = *text;
-    } else if (const auto* parts = std::get_if<std::vector<ContentPart>>(&message.content)) {
-        content = boost::json::value_from(*parts, object.storage());
-    }
-    detail::put_optional(object, "reasoning_steps", message.reasoning_steps);
-    detail::put_optional(object, "tool_calls", message.tool_calls);
-    detail::put_optional(object, "tool_call_id", message.tool_call_id);
+    detail::encode_fields(out.emplace_object(), message);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const SearchResult& result) {
-    boost::json::object& object = out.emplace_object();
-    object["title"] = result.title;
-    object["url"] = result.url;
-    detail::put_nullable(object, "date", result.date);
-    detail::put_nullable(object, "last_updated", result.last_updated);
-    detail::put_optional(object, "snippet", result.snippet);
-    detail::put_optional(object, "source", result.source);
+    detail::encode_fields(out.emplace_object(), result);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Cost& cost) {
-    boost::json::object& object = out.emplace_object();
-    object["input_tokens_cost"] = cost.input_tokens_cost;
-    object["output_tokens_cost"] = cost.output_tokens_cost;
-    detail::put_optional(object, "citation_tokens_cost", cost.citation_tokens_cost);
-    detail::put_optional(object, "reasoning_tokens_cost", cost.reasoning_tokens_cost);
-    detail::put_optional(object, "search_queries_cost", cost.search_queries_cost);
-    detail::put_nullable(object, "request_cost", cost.request_cost);
-    object["total_cost"] = cost.total_cost;
+    detail::encode_fields(out.emplace_object(), cost);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Usage& usage) {
-    boost::json::object& object = out.emplace_object();
-    object["prompt_tokens"] = usage.prompt_tokens;
-    object["completion_tokens"] = usage.completion_tokens;
-    object["total_tokens"] = usage.total_tokens;
-    detail::put_optional(object, "citation_tokens", usage.citation_tokens);
-    detail::put_optional(object, "num_search_queries", usage.num_search_queries);
-    detail::put_optional(object, "reasoning_tokens", usage.reasoning_tokens);
-    detail::put_optional(object, "search_context_size", usage.search_context_size);
-    detail::put_optional(object, "cost", usage.cost);
+    detail::encode_fields(out.emplace_object(), usage);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Choice& choice) {
-    boost::json::object& object = out.emplace_object();
-    object["index"] = choice.index;
-    detail::put_nullable(object, "finish_reason", choice.finish_reason);
-    object["message"] = boost::json::value_from(choice.message, object.storage());
-    detail::put_optional(object, "delta", choice.delta);
+    detail::encode_fields(out.emplace_object(), choice);
 }
 
 /// Starts from the raw completion, so members this library does not model survive a round trip, then
-/// writes every typed member over it: the typed members are the truth.
+/// writes every typed member over it: the typed members are the truth, an empty one included (it is left
+/// out even when the raw object has it).
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
                        const ChatCompletion& completion) {
     boost::json::object& object = out.emplace_object();
     object = completion.raw;
-    object["id"] = completion.id;
-    object["model"] = completion.model;
-    object["created"] = completion.created;
-    detail::put_optional(object, "object", completion.object);
-    object["choices"] = boost::json::value_from(completion.choices, object.storage());
-    detail::put_list(object, "citations", completion.citations);
-    detail::put_list(object, "search_results", completion.search_results);
-    detail::put_optional(object, "images", completion.images);
-    detail::put_list(object, "related_questions", completion.related_questions);
-    detail::put_optional(object, "usage", completion.usage);
+    detail::encode_fields(object, completion);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobSummary& summary) {
-    detail::encode_summary_fields(out.emplace_object(), summary);
+    detail::encode_fields(out.emplace_object(), summary);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Job& job) {
-    boost::json::object& object = out.emplace_object();
-    detail::encode_summary_fields(object, job);
-    detail::put_nullable(object, "error_message", job.error_message);
-    detail::put_nullable(object, "response", job.response);
+    detail::encode_fields(out.emplace_object(), job);
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobPage& page) {
-    boost::json::object& object = out.emplace_object();
-    object["requests"] = boost::json::value_from(page.jobs, object.storage());
-    detail::put_optional(object, "next_token", page.next_token);
+    detail::encode_fields(out.emplace_object(), page);
 }
 
 /// The chat parameters object (the `request` member of a create body).
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ChatRequest& request) {
     boost::json::object& object = out.emplace_object();
-    object["model"] = request.model;
-    object["messages"] = boost::json::value_from(request.messages, object.storage());
-    detail::put_optional(object, "max_tokens", request.max_tokens);
-    detail::put_optional(object, "temperature", request.temperature);
-    detail::put_optional(object, "top_p", request.top_p);
-    detail::put_optional(object, "top_k", request.top_k);
-    detail::put_optional(object, "presence_penalty", request.presence_penalty);
-    detail::put_optional(object, "frequency_penalty", request.frequency_penalty);
-    if (request.search_mode) {
-        object["search_mode"] = to_string(*request.search_mode);
-    }
-    detail::put_optional(object, "search_domain_filter", request.search_domain_filter);
-    detail::put_optional(object, "search_recency_filter", request.search_recency_filter);
-    detail::put_optional(object, "search_after_date_filter", request.search_after_date_filter);
-    detail::put_optional(object, "search_before_date_filter", request.search_before_date_filter);
-    detail::put_optional(object, "return_images", request.return_images);
-    detail::put_optional(object, "return_related_questions", request.return_related_questions);
-    if (request.reasoning_effort) {
-        object["reasoning_effort"] = to_string(*request.reasoning_effort);
-    }
-    detail::put_optional(object, "response_format", request.response_format);
-    detail::put_optional(object, "web_search_options", request.web_search_options);
-    detail::put_optional(object, "disable_search", request.disable_search);
+    detail::encode_fields(object, request);
     for (const auto& [key, value] : request.extra_params) {
         object[key] = value;
     }

@@ -129,13 +129,31 @@ inline void require_finite_numbers(const json::value& value, const JsonPath& at)
 template <class T>
 struct JsonDecoder;
 
+/// Reads into `out`, freshly constructed, where it stands: a decoder with a `decode_into` fills a struct's
+/// members, a list's elements or a string's characters in place, with no temporary to move from.
+template <class T>
+void decode_into(json::value& value, const JsonPath& at, T& out) {
+    if constexpr (requires { JsonDecoder<T>::decode_into(value, at, out); }) {
+        JsonDecoder<T>::decode_into(value, at, out);
+    } else {
+        out = JsonDecoder<T>::decode(value, at);
+    }
+}
+
 template <>
 struct JsonDecoder<std::string> {
-    static std::string decode(json::value& value, const JsonPath& at) {
+    static void decode_into(json::value& value, const JsonPath& at, std::string& out) {
         if (!value.is_string()) {
             fail_type(value, at, "a string");
         }
-        return std::string(value.get_string());
+        // Built whole and moved in: cheaper than assign(), whose general replace path this never needs.
+        out = std::string(value.get_string());
+    }
+
+    static std::string decode(json::value& value, const JsonPath& at) {
+        std::string out;
+        decode_into(value, at, out);
+        return out;
     }
 };
 
@@ -194,22 +212,30 @@ struct JsonDecoder<double> {
 
 template <>
 struct JsonDecoder<json::value> {
-    // Moved when the tree uses the default resource; copied into it when the tree lives in an arena
-    // that is gone once parsing ends (see parse_body).
+    // Copied, never moved: a completion's parsed object lives on as its `raw`, so JSON kept from inside it
+    // must stay there too. The copy lands in the default resource (`out` was made with it, and assignment
+    // keeps the target's resource), since the parsed tree may live in an arena that is gone once parsing
+    // ends (see parse_body); from that arena a move would have copied anyway.
+    static void decode_into(json::value& value, const JsonPath&, json::value& out) { out = value; }
+
     static json::value decode(json::value& value, const JsonPath&) {
-        return json::value(std::move(value), json::storage_ptr());
+        return json::value(value, json::storage_ptr());
     }
 };
 
 template <class T>
 struct JsonDecoder<std::vector<T>> {
-    static std::vector<T> decode(json::value& value, const JsonPath& at) {
+    static void decode_into(json::value& value, const JsonPath& at, std::vector<T>& out) {
         json::array& array = expect_array(value, at);
-        std::vector<T> out;
         out.reserve(array.size());
         for (std::size_t i = 0; i < array.size(); ++i) {
-            out.push_back(JsonDecoder<T>::decode(array[i], JsonPath(at, i)));
+            detail::decode_into(array[i], JsonPath(at, i), out.emplace_back());
         }
+    }
+
+    static std::vector<T> decode(json::value& value, const JsonPath& at) {
+        std::vector<T> out;
+        decode_into(value, at, out);
         return out;
     }
 };
@@ -226,23 +252,6 @@ T required_member(json::object& object, std::string_view key, const JsonPath& at
         fail_decode(here, "required field is null");
     }
     return JsonDecoder<T>::decode(*member, here);
-}
-
-/// An optional member: absent and null both mean "not set".
-template <class T>
-std::optional<T> optional_member(json::object& object, std::string_view key, const JsonPath& at) {
-    json::value* member = object.if_contains(key);
-    if (member == nullptr || member->is_null()) {
-        return std::nullopt;
-    }
-    return JsonDecoder<T>::decode(*member, JsonPath(at, key));
-}
-
-/// An optional list: absent and null both mean empty.
-template <class T>
-std::vector<T> list_member(json::object& object, std::string_view key, const JsonPath& at) {
-    auto list = optional_member<std::vector<T>>(object, key, at);
-    return list ? std::move(*list) : std::vector<T>{};
 }
 
 }  // namespace perplexity::detail
