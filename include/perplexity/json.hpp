@@ -49,16 +49,23 @@ expected<T, Error> decode_value(boost::json::value& value, std::string_view what
 
 template <class T>
 expected<T, Error> parse_body(std::string_view body, std::string_view what) {
-    // The parsed tree only lives until its members are copied into T, so it is built in one arena, on
-    // the stack for a typical job body, instead of with an allocation for every key, string and
-    // container (which was most of the allocations of a poll). What outlives the parse (a completion's
-    // raw object) is copied out to the default resource when it is moved into the result.
-    unsigned char arena[4096];
-    boost::json::monotonic_resource resource(arena, sizeof arena);
+    // The parsed tree is built in one arena instead of with an allocation for every key, string and
+    // container (which was most of the allocations of a poll). A typical job body fits an arena on the
+    // stack, which is gone once the members are copied into T. A larger body is usually a completed job,
+    // whose answer keeps the whole object as its `raw`: its arena is reference-counted, so `raw` keeps it
+    // alive instead of being copied out of it member by member.
+    constexpr std::size_t stack_arena_size = 4096;
+    constexpr std::size_t largest_body_on_stack = 1024;
+    unsigned char arena[stack_arena_size];
+    boost::json::monotonic_resource stack_resource(arena, sizeof arena);
+    const boost::json::storage_ptr storage =
+        body.size() <= largest_body_on_stack
+            ? boost::json::storage_ptr(&stack_resource)
+            : boost::json::make_shared_resource<boost::json::monotonic_resource>();
     boost::system::error_code ec;
     boost::json::parse_options options;
     options.max_depth = 64;
-    boost::json::value value = boost::json::parse(body, ec, &resource, options);
+    boost::json::value value = boost::json::parse(body, ec, storage, options);
     if (ec) {
         return unexpected(Error{.kind = ErrorKind::decode,
                                 .message = std::string("the ") + std::string(what) +

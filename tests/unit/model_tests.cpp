@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -424,8 +425,9 @@ TEST_SUITE("round trips") {
     }
 
     TEST_CASE("JSON kept from a body outlives the parse") {
-        // Bodies are parsed in a short-lived arena; whatever JSON a Job keeps must have been copied into
-        // the default resource, or it would point into freed memory once parsing returns.
+        // Bodies are parsed in an arena; whatever JSON a Job keeps must have been copied into the default
+        // resource, or hold a reference-counted arena, or it would point into freed memory once parsing
+        // returns.
         json::value body = json::parse(read_sample("job_completed.json"));
         json::object& message = body.at("response").at("choices").at(0).at("message").as_object();
         message["tool_calls"] = json::array{json::object{{"id", "call-1"}, {"type", "function"}}};
@@ -436,7 +438,8 @@ TEST_SUITE("round trips") {
         REQUIRE(job.has_value());
         const json::storage_ptr default_resource;
         const px::ChatCompletion& answer = *job->response;
-        CHECK(answer.raw.storage().get() == default_resource.get());
+        // raw may keep the arena itself alive instead (see the next case), but never the stack's.
+        CHECK((answer.raw.storage().get() == default_resource.get() || answer.raw.storage().is_shared()));
         REQUIRE(answer.images);
         CHECK(answer.images->storage().get() == default_resource.get());
         CHECK(answer.images->at(0).at("image_url") == "https://a/b.png");
@@ -447,6 +450,30 @@ TEST_SUITE("round trips") {
         REQUIRE(kept.reasoning_steps);
         CHECK(kept.reasoning_steps->storage().get() == default_resource.get());
         CHECK(kept.reasoning_steps->at(1) == "answer");
+    }
+
+    TEST_CASE("a large answer keeps its parse arena alive instead of copying out of it") {
+        // A completed job's body is parsed into a reference-counted arena that its raw object keeps;
+        // everything else the Job keeps is still copied into the default resource.
+        json::value body = json::parse(read_sample("job_completed.json"));
+        json::object& message = body.at("response").at("choices").at(0).at("message").as_object();
+        message["content"] = std::string(4000, 'x');
+        message["tool_calls"] = json::array{json::object{{"id", "call-1"}}};
+        const std::string text = json::serialize(body);
+        REQUIRE(text.size() > 1024);
+        auto job = px::parse_job(text);
+        REQUIRE(job.has_value());
+        const px::ChatCompletion& answer = *job->response;
+        CHECK(answer.raw.storage().is_shared());
+        CHECK(answer.raw.storage().get() != json::storage_ptr().get());
+        CHECK(answer.raw.at("choices").at(0).at("message").at("content").as_string().size() == 4000);
+        REQUIRE(answer.choices.at(0).message.tool_calls);
+        CHECK(answer.choices.at(0).message.tool_calls->storage().get() == json::storage_ptr().get());
+        // A copy shares the arena, and outlives the original.
+        std::optional<px::ChatCompletion> copy(answer);
+        job = px::parse_job("{}");
+        CHECK(copy->raw.at("id") == body.at("response").at("id"));
+        CHECK(copy->text() == std::string(4000, 'x'));
     }
 
     TEST_CASE("typed members win over raw on encode") {

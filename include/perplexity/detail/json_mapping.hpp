@@ -17,6 +17,7 @@
 #include <boost/json/value_from.hpp>
 
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -328,9 +329,16 @@ struct JsonDecoder<ChatCompletion> {
         // The whole object is kept in `raw` and written back on encode, unknown members included.
         require_finite_numbers(value, at);
         decode_fields(object, at, completion);
-        // Everything typed has been copied out; the object itself becomes the raw view: moved when it
-        // was parsed into the default resource, copied out when it lives in parse_body's arena.
-        completion.raw = std::move(object);
+        // Everything typed has been copied out; the object itself becomes the raw view. A tree in a
+        // reference-counted arena (parse_body's, for a large body) is taken whole, the arena with it:
+        // raw is constructed anew in place, since assigning would copy it into raw's resource. Assigning
+        // moves a tree in the default resource and copies one out of parse_body's stack arena.
+        if (object.storage().is_shared()) {
+            std::destroy_at(&completion.raw);
+            std::construct_at(&completion.raw, std::move(object));
+        } else {
+            completion.raw = std::move(object);
+        }
     }
 
     static ChatCompletion decode(json::value& value, const JsonPath& at) {
