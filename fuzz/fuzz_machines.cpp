@@ -93,7 +93,7 @@ RequestRun drive_request(Bytes& in, pd::Pacer& pacer, pd::Clock::time_point& now
         }
         if (step.action == pd::RequestStep::Action::sleep) {
             check(step.until >= now, "no sleep into the past");
-            check(step.until < deadline, "no sleep past the deadline");
+            check(step.until < deadline, "no pacing wait or retry delay reaches the deadline");
             now = step.until + in.duration(3);  // timers fire a little late
             step = machine.woke(now);
             continue;
@@ -207,7 +207,8 @@ void drive_wait(Bytes& in, pd::Pacer& pacer, pd::Clock::time_point& now) {
         }
         if (step.action == pd::WaitStep::Action::sleep) {
             check(step.delay >= milliseconds(0), "no negative sleep");
-            check(now + step.delay < deadline, "no sleep past the deadline");
+            // With no last-poll margin, the last poll may be planned for the deadline itself.
+            check(now + step.delay <= deadline, "no sleep between polls past the deadline");
             now += step.delay + in.duration(3);
             step = machine.woke();
             continue;

@@ -110,8 +110,9 @@ class Engine {
 
     boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options) {
         const OperationInProgress in_progress(pool());
-        if (auto invalid = check_job_id(job_id)) {
-            co_return unexpected(std::move(*invalid));
+        // Tested as a bool here, so that no Error takes room in this frame for the whole wait.
+        if (check_job_id(job_id).has_value()) {
+            co_return unexpected(*check_job_id(job_id));
         }
         const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
         WaitMachine machine(policy, Clock::now() + policy.deadline, std::move(job_id));
@@ -156,19 +157,37 @@ class Engine {
     boost::asio::awaitable<WaitStep> create_for_run(std::unique_ptr<ChatRequest> request,
                                                     const std::string& key, WaitMachine& machine,
                                                     const WaitOptions& options) {
-        if (auto invalid = check_create(*request, key)) {
-            expected<Job, Error> refused = unexpected(std::move(*invalid));
-            co_return machine.created(refused, false, key, Clock::now(), random_unit());
+        if (const auto refused = refuse_invalid_create(*request, key, machine)) {
+            co_return *refused;
         }
         const HttpRequest http_request = create_request(*request, key);
         request.reset();
-        auto outcome = co_await execute(create_pacer_, http_request, true, machine.deadline(),
-                                        options.on_progress ? &options : nullptr, {});
+        co_return settle_created(co_await execute(create_pacer_, http_request, true, machine.deadline(),
+                                                  options.on_progress ? &options : nullptr, {}),
+                                 key, machine, options);
+    }
+
+    // What the drivers do between two awaits is done in plain member functions like these, so that the
+    // values they make (Jobs, Errors, answers) take no room in the coroutine frames, which a burst of
+    // thousands of runs holds at once.
+
+    std::optional<WaitStep> refuse_invalid_create(const ChatRequest& request, const std::string& key,
+                                                  WaitMachine& machine) {
+        auto invalid = check_create(request, key);
+        if (!invalid) {
+            return std::nullopt;
+        }
+        expected<Job, Error> refused = unexpected(std::move(*invalid));
+        return machine.created(refused, false, key, Clock::now(), random_unit());
+    }
+
+    WaitStep settle_created(RequestOutcome&& outcome, const std::string& key, WaitMachine& machine,
+                            const WaitOptions& options) {
         expected<Job, Error> created = created_job(outcome, key);
         const WaitStep step =
             machine.created(created, outcome.may_have_acted, key, Clock::now(), random_unit());
         report(step, machine, options);
-        co_return step;
+        return step;
     }
 
     expected<Job, Error> fetched_job(RequestOutcome& outcome, const std::string& job_id) const {
@@ -221,13 +240,17 @@ class Engine {
     /// through `get`: one coroutine frame fewer per poll.
     boost::asio::awaitable<WaitStep> poll_once(WaitMachine& machine, const WaitOptions& options) {
         const HttpRequest http_request = configuration_.requests.get(machine.job_id());
-        auto outcome =
-            co_await execute(poll_pacer_, http_request, true, machine.deadline(), &options, machine.job_id());
+        co_return settle_poll(
+            co_await execute(poll_pacer_, http_request, true, machine.deadline(), &options, machine.job_id()),
+            machine, options);
+    }
+
+    WaitStep settle_poll(RequestOutcome&& outcome, WaitMachine& machine, const WaitOptions& options) {
         expected<Job, Error> answer = fetched_job(outcome, machine.job_id());
         const WaitStep step =
             machine.polled(answer, outcome.gave_up_for_deadline, Clock::now(), random_unit());
         report(step, machine, options);
-        co_return step;
+        return step;
     }
 
     /// Reports what a wait step says happened to the job.
@@ -276,26 +299,35 @@ class Engine {
                     continue;
                 }
                 const Clock::time_point sent = report_sending(request, job_id, step.attempt);
-                auto sent_outcome =
-                    co_await transport_.send(configuration_.origin, request, resend_safe, deadline);
-                report_outcome(request, job_id, step.attempt, sent, sent_outcome);
-                if (sent_outcome) {
-                    answer = std::move(*sent_outcome);
-                    step = machine.answered(reply_of(*answer, std::chrono::system_clock::now()), Clock::now(),
-                                            random_unit());
-                } else {
-                    step = machine.failed(std::move(sent_outcome).error(), Clock::now(), random_unit());
-                }
+                step = absorb(co_await transport_.send(configuration_.origin, request, resend_safe, deadline),
+                              machine, answer, request, job_id, step.attempt, sent);
             } catch (const boost::system::system_error& thrown) {
                 // Cancellation of the awaiting coroutine surfaces as an exception.
                 step = machine.interrupted(thrown.code());
             }
         }
-        RequestOutcome outcome{machine.finished_with_answer()
-                                   ? expected<HttpResponse, Error>(std::move(*answer))
-                                   : expected<HttpResponse, Error>(unexpected(std::move(machine.error()))),
-                               machine.gave_up_for_deadline(), machine.may_have_acted()};
-        co_return outcome;
+        co_return finished(machine, answer);
+    }
+
+    /// Reports one attempt's outcome and feeds it to the machine; an answer is kept in `answer`.
+    RequestStep absorb(expected<HttpResponse, SendFailure>&& sent, RequestMachine& machine,
+                       std::optional<HttpResponse>& answer, const HttpRequest& request,
+                       std::string_view job_id, unsigned attempt, Clock::time_point sent_at) {
+        report_outcome(request, job_id, attempt, sent_at, sent);
+        if (!sent) {
+            return machine.failed(std::move(sent).error(), Clock::now(), random_unit());
+        }
+        answer = std::move(*sent);
+        return machine.answered(reply_of(*answer, std::chrono::system_clock::now()), Clock::now(),
+                                random_unit());
+    }
+
+    /// The request's result, once the machine finished it.
+    static RequestOutcome finished(RequestMachine& machine, std::optional<HttpResponse>& answer) {
+        return RequestOutcome{machine.finished_with_answer()
+                                  ? expected<HttpResponse, Error>(std::move(*answer))
+                                  : expected<HttpResponse, Error>(unexpected(std::move(machine.error()))),
+                              machine.gave_up_for_deadline(), machine.may_have_acted()};
     }
 
     /// Sleeps until `until`; a non-zero result means the caller cancelled the sleep. Only pacing waits

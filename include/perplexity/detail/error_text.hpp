@@ -206,7 +206,7 @@ inline Error answered_about_another_job(const std::string& asked, const std::str
 
 /// The wait's deadline (PollPolicy::deadline, `deadline`) passed with job `job_id` as last seen.
 inline Error wait_deadline_passed(std::chrono::milliseconds deadline, const std::string& job_id,
-                                  const std::optional<Job>& latest) {
+                                  const Job* latest) {
     const std::string status = latest ? latest->status_text : std::string("unknown");
     Error error{.kind = ErrorKind::wait_deadline,
                 .message = "the wait deadline of " + std::to_string(deadline.count()) +

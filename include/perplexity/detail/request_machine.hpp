@@ -11,6 +11,7 @@
 #include <perplexity/retry.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -117,16 +118,16 @@ class RequestMachine {
         if (!retry || attempt_ >= policy_.max_attempts) {
             return finish_with_answer();
         }
-        error_ = Error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
-                       .message = describe_status(status),
-                       .http_status = status};
+        set_error(Error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
+                        .message = describe_status(status),
+                        .http_status = status});
         return back_off(now, delay, true);
     }
 
     /// The attempt got no answer, at `now`.
     RequestStep failed(SendFailure failure, Clock::time_point now, double random_unit) {
         may_have_acted_ = may_have_acted_ || failure.may_have_arrived;
-        error_ = std::move(failure.error);
+        set_error(std::move(failure.error));
         last_was_rate_limited_ = false;
         const bool transient = error_->kind == ErrorKind::transport || error_->kind == ErrorKind::timeout;
         const bool retry = transient && (resend_safe_ || !failure.may_have_arrived);
@@ -142,8 +143,8 @@ class RequestMachine {
         if (state_ == State::sending) {
             may_have_acted_ = true;
         }
-        error_ = cancelled(ec, state_ == State::sending ? "while the request was under way"
-                                                        : "while waiting to send the request");
+        set_error(cancelled(ec, state_ == State::sending ? "while the request was under way"
+                                                         : "while waiting to send the request"));
         return finish();
     }
 
@@ -159,6 +160,14 @@ class RequestMachine {
 
   private:
     enum class State { pacing, sending, backing_off, done };
+
+    void set_error(Error error) {
+        if (error_) {
+            *error_ = std::move(error);
+        } else {
+            error_ = std::make_unique<Error>(std::move(error));
+        }
+    }
 
     RequestStep take_slot(Clock::time_point now, bool honour_pause) {
         const Clock::time_point slot = pacer_.next_slot(now, honour_pause);
@@ -196,7 +205,7 @@ class RequestMachine {
 
     RequestStep give_up_for_deadline(Error error) {
         gave_up_for_deadline_ = true;
-        error_ = std::move(error);
+        set_error(std::move(error));
         return finish();
     }
 
@@ -213,7 +222,9 @@ class RequestMachine {
     const RetryPolicy& policy_;
     Pacer& pacer_;
     Clock::time_point deadline_;
-    std::optional<Error> error_{};
+    /// On the heap: most requests never fail, and a request machine sits in the frame of every request
+    /// in flight (thousands of them during a burst of creates).
+    std::unique_ptr<Error> error_{};
     unsigned attempt_ = 1;
     State state_ = State::pacing;
     bool resend_safe_;

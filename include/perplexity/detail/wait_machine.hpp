@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 
 namespace perplexity::detail {
 
@@ -62,9 +63,7 @@ class WaitMachine {
             return finish_with(std::move(error));
         }
         job_id_ = created->id;
-        latest_ = std::move(*created);
-        WaitStep step = decide(now, random_unit);
-        step.job = &*latest_;
+        WaitStep step = see(std::move(*created), now, random_unit);
         step.created = true;
         step.status_changed = true;
         return step;
@@ -77,18 +76,17 @@ class WaitMachine {
         if (!answer) {
             return poll_failed(std::move(answer).error(), gave_up_for_deadline, now);
         }
-        if (latest_ && is_earlier(answer->status, latest_->status)) {
+        const Job* latest = latest_job();
+        if (latest != nullptr && is_earlier(answer->status, latest->status)) {
             // Not news: a job never goes back, so keep what was already seen and poll again.
             WaitStep step = decide(now, random_unit);
             step.job = &*answer;
             step.polled = true;
             return step;
         }
-        const bool changed =
-            !latest_ || latest_->status != answer->status || latest_->status_text != answer->status_text;
-        latest_ = std::move(*answer);
-        WaitStep step = decide(now, random_unit);
-        step.job = &*latest_;
+        const bool changed = latest == nullptr || latest->status != answer->status ||
+                             latest->status_text != answer->status_text;
+        WaitStep step = see(std::move(*answer), now, random_unit);
         step.polled = true;
         step.status_changed = changed;
         return step;
@@ -108,10 +106,10 @@ class WaitMachine {
 
     /// The outcome, once the machine said finish.
     expected<Job, Error> result() && {
-        if (failure_) {
-            return unexpected(std::move(*failure_));
+        if (auto* failure = std::get_if<Error>(&seen_)) {
+            return unexpected(std::move(*failure));
         }
-        return std::move(*latest_);
+        return std::move(std::get<Job>(seen_));
     }
 
     /// The job's id: given to `wait`, or from `run`'s create.
@@ -120,24 +118,33 @@ class WaitMachine {
     Clock::time_point deadline() const noexcept { return deadline_; }
 
   private:
+    /// Takes `job` as the latest sight of the job and decides what follows; the step reports it.
+    WaitStep see(Job&& job, Clock::time_point now, double random_unit) {
+        seen_ = std::move(job);
+        WaitStep step = decide(now, random_unit);
+        step.job = job_seen();
+        return step;
+    }
+
     /// What to do after seeing the job: finish on a final status, else sleep until the next poll, the
     /// last one fitted in before the deadline.
     WaitStep decide(Clock::time_point now, double random_unit) {
-        if (latest_->status == JobStatus::completed) {
+        const Job& latest = std::get<Job>(seen_);
+        if (latest.status == JobStatus::completed) {
             // A success without its answer would only fail later, in the caller's hands.
-            return latest_->response ? finish() : finish_with(completed_without_answer(*latest_));
+            return latest.response ? finish() : finish_with(completed_without_answer(latest));
         }
-        if (latest_->status == JobStatus::failed) {
-            return finish_with(job_failed(*latest_));
+        if (latest.status == JobStatus::failed) {
+            return finish_with(job_failed(latest));
         }
         if (last_poll_) {
-            return finish_with(wait_deadline_passed(policy_.deadline, job_id_, latest_));
+            return finish_with(wait_deadline_passed(policy_.deadline, job_id_, &latest));
         }
         ++polls_;
         const PlannedSleep sleep = fit_to_deadline(poll_delay(policy_, polls_, random_unit),
                                                    time_left(deadline_, now), policy_.last_poll_margin);
         if (sleep.deadline_reached) {
-            return finish_with(wait_deadline_passed(policy_.deadline, job_id_, latest_));
+            return finish_with(wait_deadline_passed(policy_.deadline, job_id_, &latest));
         }
         last_poll_ = sleep.last_poll;
         return {.action = WaitStep::Action::sleep, .delay = sleep.delay, .poll = polls_};
@@ -148,7 +155,7 @@ class WaitMachine {
             (gave_up_for_deadline || time_left(deadline_, now) <= std::chrono::milliseconds(0))) {
             // A poll that would have been retried but for the deadline ends the wait by its deadline;
             // the poll's own failure is kept in the message.
-            Error late = wait_deadline_passed(policy_.deadline, job_id_, latest_);
+            Error late = wait_deadline_passed(policy_.deadline, job_id_, latest_job());
             late.message += "; the last poll failed: " + to_string(error);
             return finish_with(std::move(late));
         }
@@ -159,15 +166,26 @@ class WaitMachine {
         if (!error.job_id) {
             error.job_id = job_id_;
         }
-        if (latest_ && !error.job) {
-            error.job = std::make_shared<const Job>(*latest_);
+        if (const Job* latest = latest_job(); latest != nullptr && !error.job) {
+            error.job = std::make_shared<const Job>(*latest);
         }
         return error;
     }
 
     WaitStep finish_with(Error error) {
-        failure_ = std::move(error);
+        seen_ = std::move(error);
         return finish();
+    }
+
+    /// The job as last seen, while the wait goes on or after it succeeded.
+    const Job* latest_job() const noexcept { return std::get_if<Job>(&seen_); }
+
+    /// The job as last seen, also once a failure ended the wait (the Error carries it).
+    const Job* job_seen() const noexcept {
+        if (const auto* failure = std::get_if<Error>(&seen_)) {
+            return failure->job.get();
+        }
+        return latest_job();
     }
 
     static WaitStep finish() { return {.action = WaitStep::Action::finish}; }
@@ -175,8 +193,9 @@ class WaitMachine {
     PollPolicy policy_;
     Clock::time_point deadline_;
     std::string job_id_;
-    std::optional<Job> latest_{};
-    std::optional<Error> failure_{};
+    /// Nothing yet, the job as last seen, or the Error that ended the wait: one slot for the two, since
+    /// a waiting job holds this for minutes and a failure replaces the job (keeping a copy of it).
+    std::variant<std::monostate, Job, Error> seen_{};
     unsigned polls_ = 0;
     bool last_poll_ = false;
 };
