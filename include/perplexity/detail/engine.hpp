@@ -81,7 +81,7 @@ class Engine {
         const HttpRequest http_request = create_request(request, idempotency_key);
         auto outcome = co_await execute(create_pacer_, http_request, idempotency_key.has_value(),
                                         no_deadline(), nullptr, {});
-        co_return created_job(outcome, idempotency_key);
+        co_return created(outcome, idempotency_key);
     }
 
     boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
@@ -136,18 +136,22 @@ class Engine {
         return configuration_.requests.create(boost::json::serialize(create_request_body(request, key)));
     }
 
-    /// The job a create's outcome describes, announced to ClientOptions::on_event; a failure says
-    /// whether a job may exist, and with which key.
-    expected<Job, Error> created_job(RequestOutcome& outcome, const std::optional<std::string>& key) const {
+    /// The job a create's outcome describes, announced to ClientOptions::on_event.
+    expected<Job, Error> created_job(RequestOutcome& outcome) const {
         expected<Job, Error> job =
             outcome.response ? read_response<Job>(*outcome.response, "job", std::nullopt, options_.api_key)
                              : expected<Job, Error>(unexpected(std::move(outcome.response).error()));
         if (job && options_.on_event) {
             emit({.kind = Event::Kind::job_created, .job_id = job->id, .job = &*job});
         }
+        return job;
+    }
+
+    /// The result of `create`: a failure says whether a job may exist, and with which key.
+    expected<Job, Error> created(RequestOutcome& outcome, const std::optional<std::string>& key) const {
+        expected<Job, Error> job = created_job(outcome);
         if (!job) {
-            job.error().idempotency_key = key;
-            job.error().job_may_exist = !job.error().job_id && outcome.may_have_acted;
+            note_create_attempts(job.error(), key, outcome.may_have_acted);
         }
         return job;
     }
@@ -183,7 +187,7 @@ class Engine {
 
     WaitStep settle_created(RequestOutcome&& outcome, const std::string& key, WaitMachine& machine,
                             const WaitOptions& options) {
-        expected<Job, Error> created = created_job(outcome, key);
+        expected<Job, Error> created = created_job(outcome);
         const WaitStep step =
             machine.created(created, outcome.may_have_acted, key, Clock::now(), random_unit());
         report(step, machine, options);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace perplexity::detail {
@@ -47,6 +48,14 @@ struct SendFailure {
     /// Whether the server may have received the whole request (and so acted on it).
     bool may_have_arrived = false;
 };
+
+/// Records on a failed create's Error what its attempts showed: the key it carried, and whether a job
+/// may exist although the Error names none.
+inline void note_create_attempts(Error& error, const std::optional<std::string>& idempotency_key,
+                                 bool may_have_acted) {
+    error.idempotency_key = idempotency_key;
+    error.job_may_exist = !error.job_id && may_have_acted;
+}
 
 /// What the driver does next.
 struct RequestStep {

@@ -57,8 +57,7 @@ class WaitMachine {
                      Clock::time_point now, double random_unit) {
         if (!created) {
             Error& error = created.error();
-            error.idempotency_key = idempotency_key;
-            error.job_may_exist = !error.job_id && job_may_exist;
+            note_create_attempts(error, idempotency_key, job_may_exist);
             note_run_create_outcome(error);
             return finish_with(std::move(error));
         }
