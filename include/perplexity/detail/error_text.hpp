@@ -46,6 +46,13 @@ inline std::string describe_status(int status) {
     return "the API answered with an unexpected HTTP status";
 }
 
+/// An answer with the error status `status`: rate_limited for a 429, http_status otherwise.
+inline Error refused_with_status(int status) {
+    return Error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
+                 .message = describe_status(status),
+                 .http_status = status};
+}
+
 inline Error invalid_argument(std::string message) {
     return Error{.kind = ErrorKind::invalid_argument, .message = std::move(message)};
 }

@@ -127,9 +127,7 @@ class RequestMachine {
         if (!retry || attempt_ >= policy_.max_attempts) {
             return finish_with_answer();
         }
-        set_error(Error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
-                        .message = describe_status(status),
-                        .http_status = status});
+        set_error(refused_with_status(status));
         return back_off(now, delay, true);
     }
 

@@ -94,10 +94,8 @@ expected<T, Error> read_response(HttpResponse& response, std::string_view what,
         }
         return decoded;
     }
-    Error error{.kind = status == 429 ? ErrorKind::rate_limited : ErrorKind::http_status,
-                .message = describe_status(status),
-                .http_status = status,
-                .job_id = job_id};
+    Error error = refused_with_status(status);
+    error.job_id = job_id;
     std::string body = std::move(response.body());
     redact(body, api_key);
     read_error_body(body, error);
