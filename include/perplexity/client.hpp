@@ -1,5 +1,6 @@
 /// @file
-/// Client, the operations on async chat completion jobs.
+/// Client, the operations on async jobs: chat completion jobs of the Sonar async API, and background
+/// responses of the Agent API.
 #pragma once
 
 #include <perplexity/detail/engine.hpp>
@@ -7,6 +8,8 @@
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/options.hpp>
+#include <perplexity/response.hpp>
+#include <perplexity/response_request.hpp>
 #include <perplexity/wait.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -20,9 +23,12 @@
 
 namespace perplexity {
 
-/// A client of the async chat completions API.
+/// A client of Perplexity's two async APIs: the Sonar async chat completions API (`create`, `get`,
+/// `list`, `wait`, `run`) and the Agent API's background responses (`create_response`, `get_response`,
+/// `cancel_response`, `wait_response`, `run_response`). Both share the connections, the pacing and the
+/// options.
 ///
-/// Operations: `create`, `get`, `list`, `wait` and `run` each return a lazy
+/// Operations: each returns a lazy
 /// `asio::awaitable<expected<T, Error>>` that owns copies of its arguments; nothing happens until it is
 /// awaited (`co_await`) or started with `asio::co_spawn`, which also gives it any completion token
 /// (a callback, `asio::use_future`, ...).
@@ -54,7 +60,8 @@ namespace perplexity {
 /// against a timer). It reaches every timer and socket, including a wait for a free connection, a
 /// pacing wait and a sleep between polls. A cancelled operation returns `ErrorKind::cancelled`, closes
 /// the connection it was using, and leaves the Client usable. Cancelling `wait` or `run` does not cancel
-/// the job on the server (the API has no cancel).
+/// the job on the server (the Sonar API has no cancel); cancelling `wait_response` or `run_response`
+/// cancels the run on the server only with ResponseWaitOptions::cancel_on_abandon.
 class Client {
   public:
     /// The executor every operation of the Client runs on.
@@ -155,6 +162,62 @@ class Client {
         // On the heap, the request is freed once the create has been answered instead of staying in the
         // frame of the whole wait.
         return engine_.run(std::make_unique<ChatRequest>(std::move(request)), std::move(options));
+    }
+
+    // The Agent API's background responses.
+
+    /// Creates a background response (`POST /v1/responses` with `"background": true`); the returned
+    /// Response is usually `queued`. Sends only the members `request` sets.
+    ///
+    /// The Agent API has no idempotency key, so the create is sent again only when it provably never
+    /// reached the server or was refused with 429 or 408; otherwise a failure's `Error::job_may_exist`
+    /// says a run may exist, and its message says plainly that it cannot be looked up (there is no list).
+    /// Paced like `create`. Errors: `invalid_argument` (empty input; none of model, models and preset;
+    /// more than 5 models; max_steps outside 1..100; max_output_tokens <= 0; store = false, which would
+    /// hide the response from retrieve), an `http_status` 400 naming the field the API refused in
+    /// `Error::api_param`, and any kind a request can fail with.
+    boost::asio::awaitable<expected<Response, Error>> create_response(ResponseRequest request) {
+        return engine_.create_response(std::move(request));
+    }
+
+    /// Retrieves a response by id (`GET /v1/responses/{id}`), retrying per ClientOptions::retry. A
+    /// failed or cancelled run is a Response with that status, not an Error (the API answers 200). An
+    /// unknown id (or one created with store = false) is `http_status` 404; an answer about another
+    /// response is `decode`. Every Error carries the id in `job_id`.
+    boost::asio::awaitable<expected<Response, Error>> get_response(std::string response_id) {
+        return engine_.get_response(std::move(response_id));
+    }
+
+    /// Asks the server to cancel a running response (`POST /v1/responses/{id}/cancel`). Asynchronous: the
+    /// acknowledgement says "cancelling", and the response shows `cancelled` shortly after. Errors: an
+    /// `http_status` 400 when the response has already ended, 404 when the id is unknown or another
+    /// account's (each with a message saying so), and any kind a request can fail with.
+    boost::asio::awaitable<expected<CancelAcknowledgement, Error>> cancel_response(std::string response_id) {
+        return engine_.cancel_response(std::move(response_id));
+    }
+
+    /// Polls a response until it ends, like `wait`. The result is the response once it is `completed`,
+    /// `requires_action` (the model called one of your function tools: see Response::function_calls,
+    /// then create a response with `previous_response_id`) or `incomplete` (see incomplete_details).
+    /// `failed` is an `ErrorKind::job_failed` Error with the API's `error` in `api_message`/`api_type`,
+    /// `cancelled` an `ErrorKind::response_cancelled` Error; both carry the response (`Error::response`).
+    /// queued, in_progress and statuses this release does not know keep the wait going. Deadline,
+    /// cancellation and failed polls end it as for `wait`, with the response as last seen in
+    /// `Error::response`; with `options.cancel_on_abandon`, the run is then also cancelled on the server.
+    boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id,
+                                                                    ResponseWaitOptions options = {}) {
+        return engine_.wait_response(std::move(response_id), std::move(options));
+    }
+
+    /// Creates a background response and waits for it: `create_response`, then `wait_response`, under one
+    /// PollPolicy deadline. `options.on_created` sees the response before the first poll: persist its id
+    /// there, since a lost id cannot be found again. A failed create is sent again only when that is
+    /// provably safe (see `create_response`); its Error says whether a run may exist. Errors: those of
+    /// `create_response` and `wait_response`.
+    boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request,
+                                                                   ResponseWaitOptions options = {}) {
+        return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),
+                                    std::move(options));
     }
 
   private:

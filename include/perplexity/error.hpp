@@ -17,6 +17,7 @@
 #pragma once
 
 #include <perplexity/job.hpp>
+#include <perplexity/response.hpp>
 
 #include <boost/system/error_code.hpp>
 
@@ -66,11 +67,17 @@ enum class ErrorKind {
     /// The response body was not the JSON the contract promises; see `json_path`. Also an answer about
     /// another job than the one asked for.
     decode,
-    /// The job reached FAILED; `job` is the job and `api_message` its `error_message`.
+    /// The job reached FAILED; `job` is the job and `api_message` its `error_message`. For the Agent
+    /// API: the response reached `failed`; `response` is the response and `api_message`/`api_type` its
+    /// `error` object.
     job_failed,
     /// A wait's deadline passed while the job was still running: the job may still complete, and
     /// `job_id` says which one to wait on again.
     wait_deadline,
+    /// Agent API: the response was cancelled on the server (by `Client::cancel_response`, by
+    /// `ResponseWaitOptions::cancel_on_abandon`, or by someone else with the same key); `response` is
+    /// the cancelled response. Not the caller cancelling an operation (that is `cancelled`).
+    response_cancelled,
 };
 
 /// A short stable name for a kind, e.g. "rate_limited".
@@ -98,6 +105,8 @@ constexpr const char* to_string(ErrorKind kind) noexcept {
             return "job_failed";
         case ErrorKind::wait_deadline:
             return "wait_deadline";
+        case ErrorKind::response_cancelled:
+            return "response_cancelled";
     }
     return "unknown";
 }
@@ -133,6 +142,8 @@ class ErrorCategory final : public boost::system::error_category {
                 return "job failed";
             case ErrorKind::wait_deadline:
                 return "wait deadline passed";
+            case ErrorKind::response_cancelled:
+                return "response cancelled on the server";
         }
         return "unknown perplexity error";
     }
@@ -165,6 +176,9 @@ struct Error {
     std::string api_type{};
     /// The API's own message (or the job's `error_message` for job_failed), with the API key removed.
     std::string api_message{};
+    /// The request field the API's error names (`error.param`), e.g. the unknown field of an Agent API
+    /// 400.
+    std::string api_param{};
     /// A bounded, printable excerpt of a body that was not a recognised error envelope.
     std::string body_excerpt{};
     /// For decode errors: where in the body the problem is, e.g. "$.response.choices[0].message".
@@ -174,6 +188,9 @@ struct Error {
     std::optional<std::string> job_id{};
     /// The job as last seen, for job_failed (the FAILED job), wait_deadline and a cancelled wait.
     std::shared_ptr<const Job> job{};
+    /// Agent API: the response as last seen, for job_failed (the failed response), response_cancelled,
+    /// wait_deadline and a cancelled wait; `job_id` is its id.
+    std::shared_ptr<const Response> response{};
     /// The lower-level cause (an Asio, Beast, SSL or JSON error code) where there was one.
     boost::system::error_code cause{};
     /// For a failed `create` or the create of `run` (before the job's id is known): whether a job may
@@ -203,7 +220,8 @@ struct Error {
 /// @endcode
 inline std::ostream& operator<<(std::ostream& out, const Error& error) {
     out << to_string(error.kind) << ": " << error.message;
-    if (error.http_status != 0 || !error.api_type.empty() || !error.api_message.empty()) {
+    if (error.http_status != 0 || !error.api_type.empty() || !error.api_message.empty() ||
+        !error.api_param.empty()) {
         out << " (";
         const char* separator = "";
         if (error.http_status != 0) {
@@ -216,6 +234,9 @@ inline std::ostream& operator<<(std::ostream& out, const Error& error) {
         }
         if (!error.api_message.empty()) {
             out << (*separator ? ": " : "") << error.api_message;
+        }
+        if (!error.api_param.empty()) {
+            out << " [param " << error.api_param << ']';
         }
         out << ')';
     }

@@ -5,6 +5,7 @@
 
 #include <perplexity/error.hpp>
 #include <perplexity/job.hpp>
+#include <perplexity/response.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -58,6 +59,9 @@ struct Event {
     const Error* error = nullptr;
     /// For job_created and job_status_changed: the job as just received.
     const Job* job = nullptr;
+    /// For job_created and job_status_changed of the Agent API: the response as just received (`job` is
+    /// then null, and `job_id` is the response's id).
+    const Response* response = nullptr;
 };
 
 /// The kind's name, e.g. "response_received".
@@ -129,6 +133,9 @@ inline std::string format_event(const Event& event) {
     }
     if (!event.job_id.empty()) {
         line << " job=" << event.job_id;
+    }
+    if (event.response != nullptr) {
+        line << " status=" << event.response->status_text;
     }
     if (event.job != nullptr) {
         line << " status=" << event.job->status_text;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <perplexity/detail/json_mapping.hpp>
+#include <perplexity/detail/response_mapping.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>
 
@@ -106,6 +107,27 @@ inline boost::json::object create_request_body(
         body["idempotency_key"] = *idempotency_key;
     }
     return body;
+}
+
+/// Reads an Agent API Response (the body of `create_response` and `get_response`). Output items of
+/// unknown types are kept as OtherOutput; an unknown status as ResponseStatus::unknown with its text.
+/// Errors as for parse_job (`job_id` is the response's id when the body named it).
+inline expected<Response, Error> parse_response(std::string_view body) {
+    return detail::parse_body<Response>(body, "response");
+}
+
+/// Reads the answer of an Agent API cancel (`{"response_id": ..., "status": "cancelling"}`).
+inline expected<CancelAcknowledgement, Error> parse_cancel_acknowledgement(std::string_view body) {
+    return detail::parse_body<CancelAcknowledgement>(body, "cancel acknowledgement");
+}
+
+/// The body of an Agent API create: the members `request` sets, with `"background": true`. Does not
+/// check the request; Client::create_response does.
+inline boost::json::object create_response_body(const ResponseRequest& request) {
+    boost::json::value body = boost::json::value_from(request);
+    boost::json::object& object = body.as_object();
+    object["background"] = true;
+    return std::move(object);
 }
 
 /// Any model type as compact JSON text. A ChatCompletion is written from its `raw` object with the

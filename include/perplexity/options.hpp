@@ -21,6 +21,8 @@ namespace paths {
 inline constexpr std::string_view async_chat_completions = "/async/chat/completions";
 /// What the current documentation uses.
 inline constexpr std::string_view v1_async_sonar = "/v1/async/sonar";
+/// The Agent API's responses (`create_response`, `get_response`, ...).
+inline constexpr std::string_view v1_responses = "/v1/responses";
 }  // namespace paths
 
 /// How a Client reaches the API. Plain data with documented defaults; copy and adjust. The Client
@@ -36,6 +38,8 @@ struct ClientOptions {
     std::string api_key{};
     /// The path family, appended to the base URL's path; starts with '/'. See `paths`.
     std::string path_prefix = std::string(paths::async_chat_completions);
+    /// The Agent API's path, appended to the base URL's path; starts with '/'.
+    std::string responses_path = std::string(paths::v1_responses);
 
     /// A PEM file of trusted certificate authorities, read once when the Client is constructed. When
     /// none of `ca_file`, `ca_pem` and `ca_directory` is set, the system's default trust store is used;

@@ -46,6 +46,9 @@ struct ProgressEvent {
     std::string_view job_id{};
     /// The job as just received, for created, polled and status_changed.
     const Job* job = nullptr;
+    /// For the Agent API's `wait_response` and `run_response`: the response as just received, for
+    /// created, polled and status_changed (`job` is then null, and `job_id` is the response's id).
+    const Response* response = nullptr;
     /// The failure, for retry_scheduled.
     const Error* error = nullptr;
     /// For retry_scheduled: the attempt that failed; for sleeping: the number of the poll to come.
@@ -89,6 +92,26 @@ struct WaitOptions {
     /// `run` only: the idempotency key of the create. By default a fresh UUID v4 per call; pass the key
     /// of an earlier `run` whose outcome is unknown to pick up the job it may have created.
     std::optional<std::string> idempotency_key{};
+};
+
+/// Per-call settings of `Client::wait_response` and `Client::run_response` (the Agent API). Copied into
+/// the operation; whatever the handlers refer to must outlive it.
+struct ResponseWaitOptions {
+    /// Overrides the Client's `ClientOptions::poll` for this call.
+    std::optional<PollPolicy> poll{};
+    /// Sees every status change, poll, retry and sleep; ProgressEvent::response is the response.
+    ProgressHandler on_progress{};
+    /// `run_response` only: sees the created response before the first poll, so the caller can persist
+    /// its id (the Agent API has no list: a lost id cannot be found again). Same rules as `on_progress`.
+    std::function<void(const Response&)> on_created{};
+    /// Cancels the run on the server (`POST /v1/responses/{id}/cancel`) when this wait is abandoned
+    /// while the response is still running: the caller cancels the operation, or the poll deadline
+    /// passes. Off by default, because an abandoned wait does not mean an unwanted answer: another
+    /// process may pick the id up, or the caller may wait again later, and a cancelled run is lost. Turn
+    /// it on when nobody else will ever read the answer, so that it stops costing money. The cancel is
+    /// one more request, sent even though the operation was cancelled and bounded by
+    /// ClientOptions::request_timeout; its outcome is added to the Error's message.
+    bool cancel_on_abandon = false;
 };
 
 }  // namespace perplexity

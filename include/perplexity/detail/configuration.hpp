@@ -107,6 +107,11 @@ inline expected<Configuration, Error> configure(const ClientOptions& options,
     if (options.max_connections == 0) {
         return unexpected(invalid_argument("ClientOptions::max_connections must be at least 1"));
     }
+    if (!options.responses_path.starts_with('/') || has_control(options.responses_path, true)) {
+        return unexpected(invalid_argument(
+            "ClientOptions::responses_path must start with '/' and hold no space or control character, e.g. "
+            "\"/v1/responses\""));
+    }
     if (!options.path_prefix.starts_with('/')) {
         return unexpected(invalid_argument(
             "ClientOptions::path_prefix must start with '/', e.g. \"/async/chat/completions\""));
@@ -120,9 +125,10 @@ inline expected<Configuration, Error> configure(const ClientOptions& options,
                                  options.api_key +
                                  "\r\nAccept: application/json\r\nUser-Agent: " + options.user_agent + "\r\n";
     std::string collection_target = origin->base_path + options.path_prefix;
-    return Configuration{
-        .origin = std::move(*origin),
-        .requests = RequestRenderer(std::move(collection_target), std::move(common_headers))};
+    std::string responses_target = origin->base_path + options.responses_path;
+    return Configuration{.origin = std::move(*origin),
+                         .requests = RequestRenderer(std::move(collection_target),
+                                                     std::move(responses_target), std::move(common_headers))};
 }
 
 }  // namespace perplexity::detail

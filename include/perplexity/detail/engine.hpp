@@ -8,6 +8,9 @@
 // timer). Results travel through references, because every local of a coroutine gets its own slot in
 // the frame for the frame's whole life (GCC 12 does not overlap them), and the short-lived coroutines
 // of a create or a poll are gone while the job sleeps.
+//
+// The drivers of a wait serve both APIs: they are templates over the wait machine's Vocabulary
+// (wait_vocabulary.hpp), so a Sonar job and an Agent API response are polled by the same lines.
 #pragma once
 
 #include <perplexity/detail/configuration.hpp>
@@ -19,18 +22,22 @@
 #include <perplexity/detail/transport.hpp>
 #include <perplexity/detail/uuid.hpp>
 #include <perplexity/detail/wait_machine.hpp>
+#include <perplexity/detail/wait_vocabulary.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/events.hpp>
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
 #include <perplexity/options.hpp>
+#include <perplexity/response.hpp>
+#include <perplexity/response_request.hpp>
 #include <perplexity/wait.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -131,20 +138,119 @@ class Engine {
         co_return std::move(machine).result();
     }
 
+    // The Agent API's background responses.
+
+    boost::asio::awaitable<expected<Response, Error>> create_response(ResponseRequest request) {
+        const OperationInProgress in_progress(pool());
+        if (auto invalid = check_response_create(request)) {
+            co_return unexpected(std::move(*invalid));
+        }
+        const HttpRequest http_request = response_create_request(request);
+        // No idempotency key exists: the create is never sent again once it may have arrived.
+        auto outcome = co_await execute(create_pacer_, http_request, false, no_deadline(), nullptr, {});
+        co_return created_response(outcome);
+    }
+
+    boost::asio::awaitable<expected<Response, Error>> get_response(std::string response_id) {
+        const OperationInProgress in_progress(pool());
+        if (auto invalid = check_response_id(response_id)) {
+            co_return unexpected(std::move(*invalid));
+        }
+        const HttpRequest http_request = configuration_.requests.get_response(response_id);
+        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, response_id);
+        co_return fetched<AgentResponses>(outcome, response_id);
+    }
+
+    boost::asio::awaitable<expected<CancelAcknowledgement, Error>> cancel_response(std::string response_id) {
+        const OperationInProgress in_progress(pool());
+        if (auto invalid = check_response_id(response_id)) {
+            co_return unexpected(std::move(*invalid));
+        }
+        const HttpRequest http_request = configuration_.requests.cancel_response(response_id);
+        // Safe to send again: a second cancel of the same run changes nothing.
+        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, response_id);
+        co_return cancel_result(outcome, response_id);
+    }
+
+    boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id,
+                                                                    ResponseWaitOptions options) {
+        const OperationInProgress in_progress(pool());
+        if (check_response_id(response_id).has_value()) {
+            co_return unexpected(*check_response_id(response_id));
+        }
+        const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
+        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, std::move(response_id),
+                                    options.cancel_on_abandon);
+        co_await poll_until_final(machine, machine.start(), options);
+        co_return std::move(machine).result();
+    }
+
+    boost::asio::awaitable<expected<Response, Error>> run_response(std::unique_ptr<ResponseRequest> request,
+                                                                   ResponseWaitOptions options) {
+        const OperationInProgress in_progress(pool());
+        const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
+        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, {}, options.cancel_on_abandon);
+        const ResponseWaitStep first = co_await create_response_for_run(std::move(request), machine, options);
+        co_await poll_until_final(machine, first, options);
+        co_return std::move(machine).result();
+    }
+
   private:
     HttpRequest create_request(const ChatRequest& request, const std::optional<std::string>& key) const {
         return configuration_.requests.create(boost::json::serialize(create_request_body(request, key)));
     }
 
-    /// The job a create's outcome describes, announced to ClientOptions::on_event.
-    expected<Job, Error> created_job(RequestOutcome& outcome) const {
-        expected<Job, Error> job =
-            outcome.response ? read_response<Job>(*outcome.response, "job", std::nullopt, options_.api_key)
-                             : expected<Job, Error>(unexpected(std::move(outcome.response).error()));
-        if (job && options_.on_event) {
-            emit({.kind = Event::Kind::job_created, .job_id = job->id, .job = &*job});
+    HttpRequest response_create_request(const ResponseRequest& request) const {
+        return configuration_.requests.create_response(boost::json::serialize(create_response_body(request)));
+    }
+
+    /// The job (or response) a create's outcome describes, announced to ClientOptions::on_event.
+    template <class Item>
+    expected<Item, Error> created_item(RequestOutcome& outcome, std::string_view noun) const {
+        expected<Item, Error> item =
+            outcome.response ? read_response<Item>(*outcome.response, noun, std::nullopt, options_.api_key)
+                             : expected<Item, Error>(unexpected(std::move(outcome.response).error()));
+        if (item && options_.on_event) {
+            Event event{.kind = Event::Kind::job_created, .job_id = item->id};
+            point_at(event, &*item);
+            emit(event);
         }
-        return job;
+        return item;
+    }
+
+    expected<Job, Error> created_job(RequestOutcome& outcome) const {
+        return created_item<Job>(outcome, "job");
+    }
+
+    /// The result of `create_response`: a failure says whether a response may exist.
+    expected<Response, Error> created_response(RequestOutcome& outcome) const {
+        expected<Response, Error> response = created_item<Response>(outcome, "response");
+        if (!response) {
+            note_response_create_attempts(response.error(), outcome.may_have_acted);
+        }
+        return response;
+    }
+
+    expected<CancelAcknowledgement, Error> cancel_result(RequestOutcome& outcome,
+                                                         const std::string& id) const {
+        if (!outcome.response) {
+            Error error = std::move(outcome.response).error();
+            error.job_id = id;
+            return unexpected(std::move(error));
+        }
+        auto acknowledged = read_response<CancelAcknowledgement>(*outcome.response, "cancel acknowledgement",
+                                                                 id, options_.api_key);
+        if (!acknowledged) {
+            explain_cancel_refusal(acknowledged.error(), id);
+        }
+        return acknowledged;
+    }
+
+    static void point_at(Event& event, const Job* job) noexcept { event.job = job; }
+    static void point_at(Event& event, const Response* response) noexcept { event.response = response; }
+    static void point_at(ProgressEvent& event, const Job* job) noexcept { event.job = job; }
+    static void point_at(ProgressEvent& event, const Response* response) noexcept {
+        event.response = response;
     }
 
     /// The result of `create`: a failure says whether a job may exist, and with which key.
@@ -161,61 +267,90 @@ class Engine {
     boost::asio::awaitable<WaitStep> create_for_run(std::unique_ptr<ChatRequest> request,
                                                     const std::string& key, WaitMachine& machine,
                                                     const WaitOptions& options) {
-        if (const auto refused = refuse_invalid_create(*request, key, machine)) {
+        if (const auto refused = refuse_invalid_create(check_create(*request, key), key, machine)) {
             co_return *refused;
         }
         const HttpRequest http_request = create_request(*request, key);
         request.reset();
         co_return settle_created(co_await execute(create_pacer_, http_request, true, machine.deadline(),
-                                                  options.on_progress ? &options : nullptr, {}),
+                                                  options.on_progress ? &options.on_progress : nullptr, {}),
                                  key, machine, options);
+    }
+
+    /// The create of `run_response`, settled by the machine; sent once, as no key makes it safe to repeat.
+    boost::asio::awaitable<ResponseWaitStep> create_response_for_run(std::unique_ptr<ResponseRequest> request,
+                                                                     ResponseWaitMachine& machine,
+                                                                     const ResponseWaitOptions& options) {
+        if (const auto refused = refuse_invalid_create(check_response_create(*request), {}, machine)) {
+            co_return *refused;
+        }
+        const HttpRequest http_request = response_create_request(*request);
+        request.reset();
+        co_return settle_created(co_await execute(create_pacer_, http_request, false, machine.deadline(),
+                                                  options.on_progress ? &options.on_progress : nullptr, {}),
+                                 {}, machine, options);
     }
 
     // What the drivers do between two awaits is done in plain member functions like these, so that the
     // values they make (Jobs, Errors, answers) take no room in the coroutine frames, which a burst of
     // thousands of runs holds at once.
 
-    std::optional<WaitStep> refuse_invalid_create(const ChatRequest& request, const std::string& key,
-                                                  WaitMachine& machine) {
-        auto invalid = check_create(request, key);
+    template <class Vocabulary>
+    std::optional<typename BasicWaitMachine<Vocabulary>::Step> refuse_invalid_create(
+        std::optional<Error> invalid, const std::string& key, BasicWaitMachine<Vocabulary>& machine) {
         if (!invalid) {
             return std::nullopt;
         }
-        expected<Job, Error> refused = unexpected(std::move(*invalid));
+        expected<typename Vocabulary::Item, Error> refused = unexpected(std::move(*invalid));
         return machine.created(refused, false, key, Clock::now(), random_unit());
     }
 
-    WaitStep settle_created(RequestOutcome&& outcome, const std::string& key, WaitMachine& machine,
-                            const WaitOptions& options) {
-        expected<Job, Error> created = created_job(outcome);
-        const WaitStep step =
-            machine.created(created, outcome.may_have_acted, key, Clock::now(), random_unit());
+    template <class Vocabulary>
+    typename BasicWaitMachine<Vocabulary>::Step settle_created(RequestOutcome&& outcome,
+                                                               const std::string& key,
+                                                               BasicWaitMachine<Vocabulary>& machine,
+                                                               const typename Vocabulary::Options& options) {
+        auto created = created_item<typename Vocabulary::Item>(outcome, Vocabulary::noun);
+        const auto step = machine.created(created, outcome.may_have_acted, key, Clock::now(), random_unit());
         report(step, machine, options);
         return step;
     }
 
-    expected<Job, Error> fetched_job(RequestOutcome& outcome, const std::string& job_id) const {
+    /// A get's answer: the job (or response) asked for, or an Error carrying its id.
+    template <class Vocabulary>
+    expected<typename Vocabulary::Item, Error> fetched(RequestOutcome& outcome, const std::string& id) const {
         if (!outcome.response) {
             Error error = std::move(outcome.response).error();
-            error.job_id = job_id;
+            error.job_id = id;
             return unexpected(std::move(error));
         }
-        auto job = read_response<Job>(*outcome.response, "job", job_id, options_.api_key);
-        if (job && job->id != job_id) {
-            return unexpected(answered_about_another_job(job_id, job->id));
+        auto item = read_response<typename Vocabulary::Item>(*outcome.response, Vocabulary::noun, id,
+                                                             options_.api_key);
+        if (item && item->id != id) {
+            return unexpected(Vocabulary::answered_about_another(id, item->id));
         }
-        return job;
+        return item;
     }
 
-    /// The wait of `wait` and `run`, from the machine's `step` on: sleeps and polls until it finishes.
-    boost::asio::awaitable<void> poll_until_final(WaitMachine& machine, WaitStep step,
-                                                  const WaitOptions& options) {
+    expected<Job, Error> fetched_job(RequestOutcome& outcome, const std::string& job_id) const {
+        return fetched<SonarJobs>(outcome, job_id);
+    }
+
+    /// The wait of `wait` and `run` (and of their Agent API twins), from the machine's `step` on: sleeps
+    /// and polls until it finishes.
+    template <class Vocabulary>
+    boost::asio::awaitable<void> poll_until_final(BasicWaitMachine<Vocabulary>& machine,
+                                                  typename BasicWaitMachine<Vocabulary>::Step step,
+                                                  const typename Vocabulary::Options& options) {
+        using Step = typename BasicWaitMachine<Vocabulary>::Step;
         // One timer for every sleep of the wait, in this frame: a sleep in a coroutine of its own would
         // add a frame per waiting job.
         boost::asio::steady_timer timer(executor_);
-        while (step.action != WaitStep::Action::finish) {
+        while (step.action != Step::Action::finish) {
             try {
-                if (step.action == WaitStep::Action::sleep) {
+                if (step.action == Step::Action::cancel_on_server) {
+                    step = co_await cancel_abandoned(machine);
+                } else if (step.action == Step::Action::sleep) {
                     notify(options, {.kind = ProgressEvent::Kind::sleeping,
                                      .job_id = machine.job_id(),
                                      .attempt = step.poll,
@@ -242,41 +377,77 @@ class Engine {
 
     /// One poll, its answer fed to the machine and reported. It sends the request itself rather than
     /// through `get`: one coroutine frame fewer per poll.
-    boost::asio::awaitable<WaitStep> poll_once(WaitMachine& machine, const WaitOptions& options) {
-        const HttpRequest http_request = configuration_.requests.get(machine.job_id());
-        co_return settle_poll(
-            co_await execute(poll_pacer_, http_request, true, machine.deadline(), &options, machine.job_id()),
-            machine, options);
+    template <class Vocabulary>
+    boost::asio::awaitable<typename BasicWaitMachine<Vocabulary>::Step> poll_once(
+        BasicWaitMachine<Vocabulary>& machine, const typename Vocabulary::Options& options) {
+        const HttpRequest http_request = poll_request<Vocabulary>(machine.job_id());
+        co_return settle_poll(co_await execute(poll_pacer_, http_request, true, machine.deadline(),
+                                               &options.on_progress, machine.job_id()),
+                              machine, options);
     }
 
-    WaitStep settle_poll(RequestOutcome&& outcome, WaitMachine& machine, const WaitOptions& options) {
-        expected<Job, Error> answer = fetched_job(outcome, machine.job_id());
-        const WaitStep step =
-            machine.polled(answer, outcome.gave_up_for_deadline, Clock::now(), random_unit());
+    template <class Vocabulary>
+    HttpRequest poll_request(const std::string& id) const {
+        if constexpr (Vocabulary::can_cancel_on_server) {
+            return configuration_.requests.get_response(id);
+        } else {
+            return configuration_.requests.get(id);
+        }
+    }
+
+    template <class Vocabulary>
+    typename BasicWaitMachine<Vocabulary>::Step settle_poll(RequestOutcome&& outcome,
+                                                            BasicWaitMachine<Vocabulary>& machine,
+                                                            const typename Vocabulary::Options& options) {
+        auto answer = fetched<Vocabulary>(outcome, machine.job_id());
+        const auto step = machine.polled(answer, outcome.gave_up_for_deadline, Clock::now(), random_unit());
         report(step, machine, options);
         return step;
     }
 
+    /// The cancel of an abandoned wait (ResponseWaitOptions::cancel_on_abandon). The operation may have
+    /// been cancelled by its caller: its cancellation state is reset so that this one request still goes
+    /// out, bounded by the request timeout instead.
+    template <class Vocabulary>
+    boost::asio::awaitable<typename BasicWaitMachine<Vocabulary>::Step> cancel_abandoned(
+        BasicWaitMachine<Vocabulary>& machine) {
+        co_await boost::asio::this_coro::reset_cancellation_state();
+        const HttpRequest http_request = configuration_.requests.cancel_response(machine.job_id());
+        auto outcome = co_await execute(poll_pacer_, http_request, true,
+                                        Clock::now() + options_.request_timeout, nullptr, machine.job_id());
+        co_return machine.cancel_answered(cancel_result(outcome, machine.job_id()));
+    }
+
     /// Reports what a wait step says happened to the job.
-    void report(const WaitStep& step, const WaitMachine& machine, const WaitOptions& options) const {
+    template <class Step, class Machine, class Options>
+    void report(const Step& step, const Machine& machine, const Options& options) const {
         if (step.job == nullptr) {
             return;
         }
         const std::string_view job_id = machine.job_id();
+        const auto progress = [&](ProgressEvent::Kind kind) {
+            if (options.on_progress) {
+                ProgressEvent event{.kind = kind, .job_id = job_id};
+                point_at(event, step.job);
+                options.on_progress(event);
+            }
+        };
         if (step.created) {
             if (options.on_created) {
                 options.on_created(*step.job);
             }
-            notify(options, {.kind = ProgressEvent::Kind::created, .job_id = job_id, .job = step.job});
+            progress(ProgressEvent::Kind::created);
         }
         if (step.polled) {
-            notify(options, {.kind = ProgressEvent::Kind::polled, .job_id = job_id, .job = step.job});
+            progress(ProgressEvent::Kind::polled);
         }
         if (step.status_changed) {
-            notify(options, {.kind = ProgressEvent::Kind::status_changed, .job_id = job_id, .job = step.job});
+            progress(ProgressEvent::Kind::status_changed);
             // run's create announces itself as job_created; a poll's news is a status change.
             if (options_.on_event && !step.created) {
-                emit({.kind = Event::Kind::job_status_changed, .job_id = job_id, .job = step.job});
+                Event event{.kind = Event::Kind::job_status_changed, .job_id = job_id};
+                point_at(event, step.job);
+                emit(event);
             }
         }
     }
@@ -284,8 +455,8 @@ class Engine {
     /// One request with pacing and retries, as the request machine directs. A non-2xx answer that is
     /// not retried is the result too, for read_response to turn into an Error.
     boost::asio::awaitable<RequestOutcome> execute(Pacer& pacer, const HttpRequest& request, bool resend_safe,
-                                                   Clock::time_point deadline, const WaitOptions* progress,
-                                                   std::string_view job_id) {
+                                                   Clock::time_point deadline,
+                                                   const ProgressHandler* progress, std::string_view job_id) {
         if (configuration_error_) {
             co_return RequestOutcome{unexpected(*configuration_error_)};
         }
@@ -370,13 +541,13 @@ class Engine {
     }
 
     void report_retry(const HttpRequest& request, std::string_view job_id, const RequestStep& step,
-                      const WaitOptions* progress) const {
-        if (progress != nullptr) {
-            notify(*progress, {.kind = ProgressEvent::Kind::retry_scheduled,
-                               .job_id = job_id,
-                               .error = step.retrying,
-                               .attempt = step.attempt,
-                               .delay = step.delay});
+                      const ProgressHandler* progress) const {
+        if (progress != nullptr && *progress) {
+            (*progress)({.kind = ProgressEvent::Kind::retry_scheduled,
+                         .job_id = job_id,
+                         .error = step.retrying,
+                         .attempt = step.attempt,
+                         .delay = step.delay});
         }
         if (options_.on_event) {
             Event event = request_event(Event::Kind::retry_scheduled, request, job_id, step.attempt);
@@ -404,7 +575,8 @@ class Engine {
         }
     }
 
-    static void notify(const WaitOptions& options, const ProgressEvent& event) {
+    template <class Options>
+    static void notify(const Options& options, const ProgressEvent& event) {
         if (options.on_progress) {
             options.on_progress(event);
         }

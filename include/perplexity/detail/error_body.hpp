@@ -103,6 +103,9 @@ inline void read_error_body(std::string_view body, Error& error) {
                 if (const auto* message = fields.if_contains("message"); message && !message->is_null()) {
                     error.api_message = printable_excerpt(text_of(*message));
                 }
+                if (const auto* param = fields.if_contains("param"); param && !param->is_null()) {
+                    error.api_param = printable_excerpt(text_of(*param));
+                }
             } else if (!envelope->is_null()) {
                 error.api_message = printable_excerpt(text_of(*envelope));
             }

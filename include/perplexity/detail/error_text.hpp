@@ -5,8 +5,10 @@
 
 #include <perplexity/detail/io_step.hpp>
 #include <perplexity/error.hpp>
+#include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/options.hpp>
+#include <perplexity/response.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -167,9 +169,7 @@ inline Error describe(const IoFailure& failure, std::chrono::milliseconds budget
 
 /// Added to a failure of a request that is not safe to repeat and may have reached the server.
 inline void note_may_have_acted(Error& error) {
-    error.message +=
-        "; the request was sent, so the server may have acted on it (for a create: list recent jobs "
-        "to find out, and pass an idempotency_key so a retry cannot create a second job)";
+    error.message += "; the request was sent, so the server may have acted on it";
 }
 
 /// Says, in the message of a failed create of `run`, what the attempts showed about the job: it may
@@ -211,19 +211,105 @@ inline Error answered_about_another_job(const std::string& asked, const std::str
                  .job_id = asked};
 }
 
-/// The wait's deadline (PollPolicy::deadline, `deadline`) passed with job `job_id` as last seen.
+/// The wait's deadline (PollPolicy::deadline, `deadline`) passed with the `noun` `id` last seen in
+/// `status` (empty when never seen).
+inline Error wait_deadline_passed(std::chrono::milliseconds deadline, std::string_view noun,
+                                  const std::string& id, std::string_view status) {
+    return Error{.kind = ErrorKind::wait_deadline,
+                 .message = "the wait deadline of " + std::to_string(deadline.count()) +
+                            " ms (PollPolicy::deadline) passed while " + std::string(noun) + " " + id +
+                            " was " + std::string(status.empty() ? "unknown" : status) +
+                            "; it may still complete: wait on it again later",
+                 .job_id = id};
+}
+
+/// The same for job `job_id`, as last seen (if ever) in `latest`.
 inline Error wait_deadline_passed(std::chrono::milliseconds deadline, const std::string& job_id,
                                   const Job* latest) {
-    const std::string status = latest ? latest->status_text : std::string("unknown");
-    Error error{.kind = ErrorKind::wait_deadline,
-                .message = "the wait deadline of " + std::to_string(deadline.count()) +
-                           " ms (PollPolicy::deadline) passed while job " + job_id + " was " + status +
-                           "; it may still complete: wait on it again later",
-                .job_id = job_id};
+    Error error = wait_deadline_passed(deadline, "job", job_id, latest ? latest->status_text : std::string());
     if (latest) {
         error.job = std::make_shared<const Job>(*latest);
     }
     return error;
+}
+
+// The Agent API's own wording.
+
+/// A failed create of the Agent API: no idempotency key and no list exist there, so a response that
+/// may have been created can be neither picked up nor found; the message says so plainly.
+inline void note_response_create_attempts(Error& error, bool may_have_acted) {
+    error.job_may_exist = !error.job_id && may_have_acted;
+    const bool unclear = error.kind == ErrorKind::timeout || error.kind == ErrorKind::transport ||
+                         error.kind == ErrorKind::cancelled || error.kind == ErrorKind::rate_limited;
+    if (error.job_may_exist) {
+        error.message +=
+            "; a response may have been created on the server all the same, and it cannot be looked up: "
+            "the Agent API has no idempotency key and no list. The create was not sent again, so at most "
+            "one run exists";
+    } else if (unclear) {
+        error.message += "; no response was created: the create never reached the API, or the API refused it";
+    }
+}
+
+inline Error with_response(Error error, const Response& response) {
+    error.response = std::make_shared<const Response>(response);
+    return error;
+}
+
+inline Error response_failed(const Response& response) {
+    Error error{.kind = ErrorKind::job_failed,
+                .message = "response " + response.id + " failed",
+                .job_id = response.id};
+    if (response.error) {
+        error.api_message = response.error->message;
+        error.api_type = response.error->type.value_or("");
+    }
+    return with_response(std::move(error), response);
+}
+
+inline Error response_cancelled_on_server(const Response& response) {
+    Error error{.kind = ErrorKind::response_cancelled,
+                .message = "response " + response.id + " was cancelled on the server",
+                .job_id = response.id};
+    if (response.error) {
+        error.api_message = response.error->message;
+        error.api_type = response.error->type.value_or("");
+    }
+    return with_response(std::move(error), response);
+}
+
+inline Error answered_about_another_response(const std::string& asked, const std::string& answered) {
+    return Error{
+        .kind = ErrorKind::decode,
+        .message = "the API answered with response \"" + answered + "\" when asked for \"" + asked + "\"",
+        .json_path = "$.id",
+        .job_id = asked};
+}
+
+/// Our words for a cancel the API refused: 400 (the response has already ended) and 404 (no such
+/// response for this key) get their meaning; the API's own text stays in api_message.
+inline void explain_cancel_refusal(Error& error, const std::string& id) {
+    if (error.http_status == 400) {
+        error.message = "response " + id +
+                        " cannot be cancelled: it has already ended (completed, failed, "
+                        "cancelled or waiting for a function's output)";
+    } else if (error.http_status == 404) {
+        error.message = "there is no response " + id +
+                        " to cancel: the id is unknown, belongs to another account, or the response was "
+                        "created with store = false";
+    }
+}
+
+/// Added to the Error of an abandoned wait: what became of the run on the server.
+inline void note_cancel_outcome(Error& error, const expected<CancelAcknowledgement, Error>& outcome) {
+    if (outcome) {
+        error.message += "; the run was cancelled on the server (ResponseWaitOptions::cancel_on_abandon)";
+    } else if (outcome.error().http_status == 400) {
+        error.message += "; the run had already ended, so there was nothing to cancel on the server";
+    } else {
+        error.message += "; cancelling the run on the server failed (" + to_string(outcome.error()) +
+                         "): it may still be running and billed, cancel it with Client::cancel_response";
+    }
 }
 
 }  // namespace perplexity::detail

@@ -223,6 +223,18 @@ struct JsonDecoder<json::value> {
     }
 };
 
+/// An object kept as JSON, copied into the default resource like a json::value.
+template <>
+struct JsonDecoder<json::object> {
+    static void decode_into(json::value& value, const JsonPath& at, json::object& out) {
+        out = expect_object(value, at);
+    }
+
+    static json::object decode(json::value& value, const JsonPath& at) {
+        return json::object(expect_object(value, at), json::storage_ptr());
+    }
+};
+
 template <class T>
 struct JsonDecoder<std::vector<T>> {
     static void decode_into(json::value& value, const JsonPath& at, std::vector<T>& out) {

@@ -5,6 +5,7 @@
 #include <perplexity/detail/error_text.hpp>
 #include <perplexity/detail/url.hpp>
 #include <perplexity/error.hpp>
+#include <perplexity/response_request.hpp>
 
 #include <boost/beast/http/verb.hpp>
 
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 namespace perplexity::detail {
 
@@ -95,30 +97,83 @@ inline std::optional<Error> check_list(std::optional<std::size_t> limit) {
     return std::nullopt;
 }
 
+/// Why `request` cannot be sent as an Agent API create, if it cannot. The API's 400 would say it too,
+/// but a round trip later; what is caught here is what a typed request can get wrong.
+inline std::optional<Error> check_response_create(const ResponseRequest& request) {
+    if (const auto* text = std::get_if<std::string>(&request.input); text != nullptr && text->empty()) {
+        return invalid_argument("ResponseRequest::input is empty");
+    }
+    if (const auto* items = std::get_if<std::vector<InputItem>>(&request.input);
+        items != nullptr && items->empty()) {
+        return invalid_argument("ResponseRequest::input has no items");
+    }
+    const int choices =
+        int(request.model.has_value()) + int(!request.models.empty()) + int(request.preset.has_value());
+    if (choices == 0) {
+        return invalid_argument(
+            "ResponseRequest needs one of model, models and preset (e.g. preset = \"medium\")");
+    }
+    if (request.models.size() > 5) {
+        return invalid_argument("ResponseRequest::models lists more than 5 models");
+    }
+    if ((request.model && request.model->empty()) || (request.preset && request.preset->empty())) {
+        return invalid_argument("ResponseRequest::model or preset is set but empty");
+    }
+    if (request.max_steps && (*request.max_steps < 1 || *request.max_steps > 100)) {
+        return invalid_argument("ResponseRequest::max_steps must be between 1 and 100");
+    }
+    if (request.max_output_tokens && *request.max_output_tokens <= 0) {
+        return invalid_argument("ResponseRequest::max_output_tokens must be greater than 0");
+    }
+    if (request.store == false) {
+        return invalid_argument(
+            "ResponseRequest::store is false, which hides a background response from retrieve: it could "
+            "never be polled. Leave store unset");
+    }
+    return std::nullopt;
+}
+
+/// Why `response_id` cannot be asked about, if it cannot.
+inline std::optional<Error> check_response_id(const std::string& response_id) {
+    if (response_id.empty()) {
+        return invalid_argument("the response id is empty");
+    }
+    return std::nullopt;
+}
+
 /// The requests of one Client: the collection's target and the header lines every request carries
 /// (which hold the API key) are fixed when the Client is configured.
 class RequestRenderer {
   public:
     RequestRenderer() = default;
-    RequestRenderer(std::string collection_target, std::string common_headers)
-        : collection_target_(std::move(collection_target)), common_headers_(std::move(common_headers)) {}
+    RequestRenderer(std::string collection_target, std::string responses_target, std::string common_headers)
+        : collection_target_(std::move(collection_target)),
+          responses_target_(std::move(responses_target)),
+          common_headers_(std::move(common_headers)) {}
 
     HttpRequest create(std::string_view json_body) const {
         return render_request(boost::beast::http::verb::post, collection_target_, common_headers_, json_body);
     }
 
     /// A poll: rendered in place, with one allocation, since every wait sends one after another.
-    HttpRequest get(std::string_view job_id) const {
-        HttpRequest request{.method = boost::beast::http::verb::get};
-        std::string& wire = request.wire;
-        constexpr std::string_view method = "GET ";
-        wire.reserve(method.size() + collection_target_.size() + 1 + 3 * job_id.size() + 11 +
-                     common_headers_.size() + 2);
-        wire.append(method).append(collection_target_).append(1, '/');
-        append_percent_encoded(wire, job_id);
-        request.target_length = wire.size() - method.size();
-        wire.append(" HTTP/1.1\r\n").append(common_headers_).append("\r\n");
-        return request;
+    HttpRequest get(std::string_view job_id) const { return item_request(collection_target_, job_id); }
+
+    /// An Agent API create (`POST /v1/responses`).
+    HttpRequest create_response(std::string_view json_body) const {
+        return render_request(boost::beast::http::verb::post, responses_target_, common_headers_, json_body);
+    }
+
+    /// An Agent API retrieve, the poll of a response.
+    HttpRequest get_response(std::string_view response_id) const {
+        return item_request(responses_target_, response_id);
+    }
+
+    /// An Agent API cancel (`POST /v1/responses/{id}/cancel`, no body).
+    HttpRequest cancel_response(std::string_view response_id) const {
+        std::string target = responses_target_ + '/';
+        append_percent_encoded(target, response_id);
+        target.append("/cancel");
+        return render_request(boost::beast::http::verb::post, target, common_headers_);
     }
 
     HttpRequest list(std::optional<std::size_t> limit, const std::optional<std::string>& next_token) const {
@@ -135,7 +190,21 @@ class RequestRenderer {
     }
 
   private:
+    /// `GET <collection>/<id>`, rendered in place.
+    HttpRequest item_request(std::string_view collection, std::string_view id) const {
+        HttpRequest request{.method = boost::beast::http::verb::get};
+        std::string& wire = request.wire;
+        constexpr std::string_view method = "GET ";
+        wire.reserve(method.size() + collection.size() + 1 + 3 * id.size() + 11 + common_headers_.size() + 2);
+        wire.append(method).append(collection).append(1, '/');
+        append_percent_encoded(wire, id);
+        request.target_length = wire.size() - method.size();
+        wire.append(" HTTP/1.1\r\n").append(common_headers_).append("\r\n");
+        return request;
+    }
+
     std::string collection_target_;
+    std::string responses_target_;
     /// Host, Authorization, Accept and User-Agent lines. Holds the key.
     std::string common_headers_;
 };

@@ -55,6 +55,11 @@ inline void note_create_attempts(Error& error, const std::optional<std::string>&
                                  bool may_have_acted) {
     error.idempotency_key = idempotency_key;
     error.job_may_exist = !error.job_id && may_have_acted;
+    if (error.job_may_exist && !idempotency_key) {
+        error.message +=
+            "; list recent jobs to find out, and pass an idempotency_key so that a retry cannot "
+            "create a second job";
+    }
 }
 
 /// What the driver does next.

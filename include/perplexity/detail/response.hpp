@@ -68,8 +68,8 @@ inline void redact(std::string& text, std::string_view secret) {
 /// redacted before it is read too, so a cut excerpt cannot keep part of the key; this second pass
 /// catches a key that only appears once JSON escapes are decoded.
 inline void redact(Error& error, std::string_view secret) {
-    for (std::string* field :
-         {&error.message, &error.api_type, &error.api_message, &error.body_excerpt, &error.json_path}) {
+    for (std::string* field : {&error.message, &error.api_type, &error.api_message, &error.api_param,
+                               &error.body_excerpt, &error.json_path}) {
         redact(*field, secret);
     }
     if (error.job_id) {

@@ -1,0 +1,423 @@
+// The Agent API's types and JSON: a field table for each response type (read by its decoder and its
+// encoder, as in json_mapping.hpp), and the writer of a create's body.
+//
+// Responses are read tolerantly like jobs: unknown members are ignored, an unknown status is kept as
+// text, and an output item of an unknown type is kept whole as OtherOutput. A request is written
+// strictly: the API refuses any member it does not know, so only what the caller set is sent.
+#pragma once
+
+#include <perplexity/detail/json_fields.hpp>
+#include <perplexity/detail/json_mapping.hpp>
+#include <perplexity/detail/json_reader.hpp>
+#include <perplexity/response.hpp>
+#include <perplexity/response_request.hpp>
+
+#include <boost/json/value_from.hpp>
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace perplexity {
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseError& error);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Annotation& annotation);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputContent& content);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputItem& item);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const FetchedPage& page);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseCost& cost);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseUsage& usage);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Response& response);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
+                       const CancelAcknowledgement& acknowledgement);
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseRequest& request);
+
+namespace detail {
+
+/// An error `code` may be a number or a string; either is kept as text.
+struct ErrorCodeCodec {
+    static void decode(json::value& value, const JsonPath& at, std::string& out) {
+        if (value.is_string()) {
+            out = value.get_string();
+        } else if (value.is_int64() || value.is_uint64()) {
+            out = json::serialize(value);
+        } else {
+            fail_type(value, at, "a string or an integer");
+        }
+    }
+
+    static json::value encode(const std::string& code, const json::storage_ptr& storage) {
+        return json::value(code, storage);
+    }
+};
+
+/// "status" of a response: the text as sent and its parsed form, like a job's.
+struct ResponseStatusField {
+    std::string_view name = "status";
+    Presence presence = Presence::required;
+    WhenAbsent when_absent = WhenAbsent::left_out;
+
+    static void decode(Response& response, json::value& value, const JsonPath& at) {
+        JsonDecoder<std::string>::decode_into(value, at, response.status_text);
+        response.status = response_status_from_string(response.status_text);
+    }
+
+    static bool absent_in(const Response&) noexcept { return false; }
+
+    static json::value encode(const Response& response, const json::storage_ptr& storage) {
+        if (response.status_text.empty()) {
+            return json::value(to_string(response.status), storage);
+        }
+        return json::value(response.status_text, storage);
+    }
+};
+
+template <>
+struct JsonFields<ResponseError> {
+    static constexpr FieldTable fields{
+        required_field("message", &ResponseError::message),
+        optional_field<ErrorCodeCodec>("code", &ResponseError::code),
+        optional_field("type", &ResponseError::type),
+    };
+};
+
+template <>
+struct JsonFields<Annotation> {
+    static constexpr FieldTable fields{
+        optional_field("type", &Annotation::type),
+        optional_field("url", &Annotation::url),
+        optional_field("title", &Annotation::title),
+        optional_field("start_index", &Annotation::start_index),
+        optional_field("end_index", &Annotation::end_index),
+    };
+};
+
+template <>
+struct JsonFields<OutputContent> {
+    static constexpr FieldTable fields{
+        required_field("type", &OutputContent::type),
+        optional_field("text", &OutputContent::text),
+        optional_field("annotations", &OutputContent::annotations),
+    };
+};
+
+template <>
+struct JsonFields<OutputMessage> {
+    static constexpr FieldTable fields{
+        optional_field("id", &OutputMessage::id),
+        optional_field("role", &OutputMessage::role),
+        optional_field("status", &OutputMessage::status),
+        optional_field("content", &OutputMessage::content),
+    };
+};
+
+template <>
+struct JsonFields<SearchResultsOutput> {
+    static constexpr FieldTable fields{
+        optional_field("results", &SearchResultsOutput::results),
+        optional_field("queries", &SearchResultsOutput::queries),
+    };
+};
+
+template <>
+struct JsonFields<FetchedPage> {
+    static constexpr FieldTable fields{
+        required_field("url", &FetchedPage::url),
+        optional_field("title", &FetchedPage::title),
+        optional_field("snippet", &FetchedPage::snippet),
+    };
+};
+
+template <>
+struct JsonFields<FetchUrlResultsOutput> {
+    static constexpr FieldTable fields{
+        optional_field("contents", &FetchUrlResultsOutput::contents),
+    };
+};
+
+template <>
+struct JsonFields<FunctionCall> {
+    static constexpr FieldTable fields{
+        optional_field("id", &FunctionCall::id),
+        required_field("call_id", &FunctionCall::call_id),
+        required_field("name", &FunctionCall::name),
+        required_field("arguments", &FunctionCall::arguments),
+        optional_field("status", &FunctionCall::status),
+        optional_field("thought_signature", &FunctionCall::thought_signature),
+    };
+};
+
+template <>
+struct JsonFields<ResponseCost> {
+    static constexpr FieldTable fields{
+        optional_field("currency", &ResponseCost::currency),
+        required_field("input_cost", &ResponseCost::input_cost),
+        required_field("output_cost", &ResponseCost::output_cost),
+        required_field("total_cost", &ResponseCost::total_cost),
+        optional_field("cache_creation_cost", &ResponseCost::cache_creation_cost),
+        optional_field("cache_read_cost", &ResponseCost::cache_read_cost),
+        optional_field("tool_calls_cost", &ResponseCost::tool_calls_cost),
+    };
+};
+
+template <>
+struct JsonFields<ResponseUsage> {
+    static constexpr FieldTable fields{
+        required_field("input_tokens", &ResponseUsage::input_tokens),
+        required_field("output_tokens", &ResponseUsage::output_tokens),
+        required_field("total_tokens", &ResponseUsage::total_tokens),
+        optional_field("cost", &ResponseUsage::cost),
+        optional_field("input_tokens_details", &ResponseUsage::input_tokens_details),
+        optional_field("tool_calls_details", &ResponseUsage::tool_calls_details),
+    };
+};
+
+template <>
+struct JsonFields<Response> {
+    static constexpr FieldTable fields{
+        required_field("id", &Response::id),
+        ResponseStatusField{},
+        required_field("object", &Response::object),
+        required_field("created_at", &Response::created_at),
+        required_field("model", &Response::model),
+        required_field("output", &Response::output),
+        optional_field("error", &Response::error),
+        optional_field("incomplete_details", &Response::incomplete_details),
+        optional_field("background", &Response::background),
+        optional_field("previous_response_id", &Response::previous_response_id),
+        optional_field("store", &Response::store),
+        optional_field("usage", &Response::usage),
+    };
+};
+
+template <>
+struct JsonFields<CancelAcknowledgement> {
+    static constexpr FieldTable fields{
+        required_field("response_id", &CancelAcknowledgement::response_id),
+        required_field("status", &CancelAcknowledgement::status),
+    };
+};
+
+template <>
+struct JsonDecoder<ResponseError> : TableDecoder<ResponseError> {};
+template <>
+struct JsonDecoder<Annotation> : TableDecoder<Annotation> {};
+template <>
+struct JsonDecoder<OutputContent> : TableDecoder<OutputContent> {};
+template <>
+struct JsonDecoder<FetchedPage> : TableDecoder<FetchedPage> {};
+template <>
+struct JsonDecoder<ResponseCost> : TableDecoder<ResponseCost> {};
+template <>
+struct JsonDecoder<ResponseUsage> : TableDecoder<ResponseUsage> {};
+template <>
+struct JsonDecoder<Response> : TableDecoder<Response> {};
+template <>
+struct JsonDecoder<CancelAcknowledgement> : TableDecoder<CancelAcknowledgement> {};
+
+/// An output item: its `type` picks the alternative; an unknown type (or a known one whose body this
+/// release cannot read, which a newer API version may send) is kept whole, so no output is ever lost to
+/// decoding. A missing or non-string `type` is a decode error: the item is not an item.
+template <>
+struct JsonDecoder<OutputItem> {
+    static void decode_into(json::value& value, const JsonPath& at, OutputItem& out) {
+        json::object& object = expect_object(value, at);
+        const json::value* type = object.if_contains("type");
+        if (type == nullptr || !type->is_string()) {
+            fail_decode(JsonPath(at, "type"), "an output item needs a string \"type\"");
+        }
+        const std::string_view name = type->get_string();
+        if (name == "message") {
+            decode_fields(object, at, out.emplace<OutputMessage>());
+        } else if (name == "search_results") {
+            decode_fields(object, at, out.emplace<SearchResultsOutput>());
+        } else if (name == "fetch_url_results") {
+            decode_fields(object, at, out.emplace<FetchUrlResultsOutput>());
+        } else if (name == "function_call") {
+            decode_fields(object, at, out.emplace<FunctionCall>());
+        } else {
+            out.emplace<OtherOutput>(
+                OtherOutput{std::string(name), json::object(object, json::storage_ptr())});
+        }
+    }
+
+    static OutputItem decode(json::value& value, const JsonPath& at) {
+        OutputItem item;
+        decode_into(value, at, item);
+        return item;
+    }
+};
+
+/// Writes `value` under `key` when it is set.
+template <class T>
+void put_if_set(json::object& body, std::string_view key, const std::optional<T>& value) {
+    if (value) {
+        body[key] = json::value_from(*value, body.storage());
+    }
+}
+
+inline json::value input_part_json(const InputPart& part) {
+    json::object object{{"type", part.type}};
+    put_if_set(object, "text", part.text);
+    put_if_set(object, "image_url", part.image_url);
+    return object;
+}
+
+inline json::value input_item_json(const InputItem& item) {
+    if (const auto* message = std::get_if<InputMessage>(&item)) {
+        json::object object{{"type", "message"}, {"role", message->role}};
+        if (const auto* text = std::get_if<std::string>(&message->content)) {
+            object["content"] = *text;
+        } else {
+            json::array parts;
+            for (const InputPart& part : std::get<std::vector<InputPart>>(message->content)) {
+                parts.push_back(input_part_json(part));
+            }
+            object["content"] = std::move(parts);
+        }
+        return object;
+    }
+    if (const auto* output = std::get_if<FunctionCallOutput>(&item)) {
+        json::object object{
+            {"type", "function_call_output"}, {"call_id", output->call_id}, {"output", output->output}};
+        put_if_set(object, "name", output->name);
+        return object;
+    }
+    return std::get<json::object>(item);
+}
+
+inline json::value tool_json(const Tool& tool) {
+    if (const auto* search = std::get_if<WebSearchTool>(&tool)) {
+        json::object object{{"type", "web_search"}};
+        if (search->filters) {
+            const SearchFilters& filters = *search->filters;
+            json::object written;
+            if (!filters.search_domain_filter.empty()) {
+                written["search_domain_filter"] = json::value_from(filters.search_domain_filter);
+            }
+            put_if_set(written, "search_recency_filter", filters.search_recency_filter);
+            put_if_set(written, "search_after_date_filter", filters.search_after_date_filter);
+            put_if_set(written, "search_before_date_filter", filters.search_before_date_filter);
+            put_if_set(written, "last_updated_after_filter", filters.last_updated_after_filter);
+            put_if_set(written, "last_updated_before_filter", filters.last_updated_before_filter);
+            object["filters"] = std::move(written);
+        }
+        put_if_set(object, "search_context_size", search->search_context_size);
+        put_if_set(object, "user_location", search->user_location);
+        put_if_set(object, "max_tokens", search->max_tokens);
+        put_if_set(object, "max_tokens_per_page", search->max_tokens_per_page);
+        return object;
+    }
+    if (const auto* fetch = std::get_if<FetchUrlTool>(&tool)) {
+        json::object object{{"type", "fetch_url"}};
+        put_if_set(object, "max_urls", fetch->max_urls);
+        return object;
+    }
+    if (const auto* function = std::get_if<FunctionTool>(&tool)) {
+        json::object object{{"type", "function"}, {"name", function->name}};
+        put_if_set(object, "description", function->description);
+        put_if_set(object, "parameters", function->parameters);
+        put_if_set(object, "strict", function->strict);
+        return object;
+    }
+    return std::get<json::object>(tool);
+}
+
+}  // namespace detail
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseError& error) {
+    detail::encode_fields(out.emplace_object(), error);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Annotation& annotation) {
+    detail::encode_fields(out.emplace_object(), annotation);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputContent& content) {
+    detail::encode_fields(out.emplace_object(), content);
+}
+
+/// Written with its `type` first, as the API writes items; an OtherOutput as it came.
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputItem& item) {
+    if (const auto* other = std::get_if<OtherOutput>(&item)) {
+        out = other->raw;
+        return;
+    }
+    boost::json::object& object = out.emplace_object();
+    object["type"] = output_type(item);
+    std::visit(
+        [&](const auto& alternative) {
+            using Alternative = std::decay_t<decltype(alternative)>;
+            if constexpr (!std::is_same_v<Alternative, OtherOutput>) {
+                detail::encode_fields(object, alternative);
+            }
+        },
+        item);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const FetchedPage& page) {
+    detail::encode_fields(out.emplace_object(), page);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseCost& cost) {
+    detail::encode_fields(out.emplace_object(), cost);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseUsage& usage) {
+    detail::encode_fields(out.emplace_object(), usage);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Response& response) {
+    detail::encode_fields(out.emplace_object(), response);
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
+                       const CancelAcknowledgement& acknowledgement) {
+    detail::encode_fields(out.emplace_object(), acknowledgement);
+}
+
+/// The create body without `background`: exactly the members the caller set, then `extra_fields` over
+/// them.
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseRequest& request) {
+    using detail::put_if_set;
+    boost::json::object& body = out.emplace_object();
+    if (const auto* text = std::get_if<std::string>(&request.input)) {
+        body["input"] = *text;
+    } else {
+        boost::json::array items;
+        for (const InputItem& item : std::get<std::vector<InputItem>>(request.input)) {
+            items.push_back(detail::input_item_json(item));
+        }
+        body["input"] = std::move(items);
+    }
+    put_if_set(body, "model", request.model);
+    if (!request.models.empty()) {
+        body["models"] = boost::json::value_from(request.models);
+    }
+    put_if_set(body, "preset", request.preset);
+    put_if_set(body, "instructions", request.instructions);
+    put_if_set(body, "max_output_tokens", request.max_output_tokens);
+    put_if_set(body, "max_steps", request.max_steps);
+    if (request.reasoning_effort) {
+        body["reasoning"] = boost::json::object{{"effort", *request.reasoning_effort}};
+    }
+    put_if_set(body, "response_format", request.response_format);
+    if (!request.tools.empty()) {
+        boost::json::array tools;
+        for (const Tool& tool : request.tools) {
+            tools.push_back(detail::tool_json(tool));
+        }
+        body["tools"] = std::move(tools);
+    }
+    put_if_set(body, "language_preference", request.language_preference);
+    put_if_set(body, "previous_response_id", request.previous_response_id);
+    put_if_set(body, "store", request.store);
+    put_if_set(body, "temperature", request.temperature);
+    put_if_set(body, "top_p", request.top_p);
+    for (const auto& [key, value] : request.extra_fields) {
+        body[key] = value;
+    }
+}
+
+}  // namespace perplexity
