@@ -15,6 +15,8 @@
 #include <perplexity/options.hpp>
 #include <perplexity/pacing.hpp>
 #include <perplexity/poll.hpp>
+#include <perplexity/response.hpp>
+#include <perplexity/response_request.hpp>
 #include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
 #include <perplexity/wait.hpp>

@@ -16,7 +16,7 @@ namespace pd = perplexity::detail;
 
 TEST_SUITE("requests") {
     TEST_CASE("a poll is rendered in place, its id percent-encoded only where it must be") {
-        const pd::RequestRenderer requests("/base/async/chat/completions",
+        const pd::RequestRenderer requests("/base/async/chat/completions", "/base/v1/responses",
                                            "Host: h\r\nAuthorization: Bearer k\r\n");
         const pd::HttpRequest plain = requests.get("0b6f3c1e-2a8d_4f1b.9c7e~x");
         CHECK(plain.wire ==
@@ -31,10 +31,30 @@ TEST_SUITE("requests") {
     }
 
     TEST_CASE("a list names its limit and its token, encoded") {
-        const pd::RequestRenderer requests("/jobs", "");
+        const pd::RequestRenderer requests("/jobs", "/responses", "");
         CHECK(requests.list(std::nullopt, std::nullopt).target() == "/jobs");
         CHECK(requests.list(5, std::string("t/1 2")).target() == "/jobs?limit=5&next_token=t%2F1%202");
         CHECK(requests.list(std::nullopt, std::string("x")).target() == "/jobs?next_token=x");
+    }
+
+    TEST_CASE("the Agent API's requests: create, retrieve and cancel on the responses path") {
+        const pd::RequestRenderer requests("/base/async/chat/completions", "/base/v1/responses",
+                                           "Host: h\r\nAuthorization: Bearer k\r\n");
+        const std::string body = R"({"input":"x","background":true})";
+        const pd::HttpRequest create = requests.create_response(body);
+        CHECK(create.method_name() == "POST");
+        CHECK(create.target() == "/base/v1/responses");
+        CHECK(create.wire.ends_with("Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+
+        const pd::HttpRequest retrieve = requests.get_response("resp_a/b");
+        CHECK(retrieve.method_name() == "GET");
+        CHECK(retrieve.target() == "/base/v1/responses/resp_a%2Fb");
+
+        // No body: the API's cancel takes none, so it is sent with a zero length.
+        const pd::HttpRequest cancel = requests.cancel_response("resp_a/b");
+        CHECK(cancel.method_name() == "POST");
+        CHECK(cancel.target() == "/base/v1/responses/resp_a%2Fb/cancel");
+        CHECK(cancel.wire.ends_with("Content-Length: 0\r\n\r\n"));
     }
 
     TEST_CASE("keys are UUID v4, never repeated, and not shared with a forked child") {
