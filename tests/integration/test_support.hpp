@@ -38,6 +38,10 @@ inline std::string everything_in(const px::Error& error) {
     if (error.job) {
         text += "|" + px::to_json_string(*error.job);
     }
+    text += "|" + error.api_param;
+    if (error.response) {
+        text += "|" + px::to_json_string(*error.response);
+    }
     return text;
 }
 

@@ -349,6 +349,10 @@ class Engine {
         while (step.action != Step::Action::finish) {
             try {
                 if (step.action == Step::Action::cancel_on_server) {
+                    // The caller may have cancelled the operation: its cancellation state is reset, so
+                    // that awaiting the cancel does not throw at once, and this one request still goes
+                    // out, bounded by the request timeout instead.
+                    co_await boost::asio::this_coro::reset_cancellation_state();
                     step = co_await cancel_abandoned(machine);
                 } else if (step.action == Step::Action::sleep) {
                     notify(options, {.kind = ProgressEvent::Kind::sleeping,
@@ -405,13 +409,10 @@ class Engine {
         return step;
     }
 
-    /// The cancel of an abandoned wait (ResponseWaitOptions::cancel_on_abandon). The operation may have
-    /// been cancelled by its caller: its cancellation state is reset so that this one request still goes
-    /// out, bounded by the request timeout instead.
+    /// The cancel of an abandoned wait (ResponseWaitOptions::cancel_on_abandon).
     template <class Vocabulary>
     boost::asio::awaitable<typename BasicWaitMachine<Vocabulary>::Step> cancel_abandoned(
         BasicWaitMachine<Vocabulary>& machine) {
-        co_await boost::asio::this_coro::reset_cancellation_state();
         const HttpRequest http_request = configuration_.requests.cancel_response(machine.job_id());
         auto outcome = co_await execute(poll_pacer_, http_request, true,
                                         Clock::now() + options_.request_timeout, nullptr, machine.job_id());
