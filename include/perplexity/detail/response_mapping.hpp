@@ -12,6 +12,7 @@
 #include <perplexity/response.hpp>
 #include <perplexity/response_request.hpp>
 
+#include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
 
 #include <string>
