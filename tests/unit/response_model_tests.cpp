@@ -516,6 +516,25 @@ TEST_SUITE("agent responses") {
             R"("cost":{"input_cost":1,"output_cost":1,"total_cost":1e999}}})");
         CHECK(error.json_path == "$.usage.cost.total_cost");
         CHECK(error.job_id == "resp_1");
+
+        // JSON kept as sent could not be written back (Boost.JSON writes infinity as `Infinity`).
+        const std::string head =
+            R"({"id":"resp_1","object":"response","created_at":1,"model":"m","status":"completed",)";
+        CHECK(
+            decode_error(head + R"("output":[{"type":"message"},{"type":"mcp_call","out":{"n":[1,2e900]}}]})")
+                .json_path == "$.output[1].out.n[1]");
+        CHECK(decode_error(head + R"("output":[],"incomplete_details":{"reason":-1e999}})").json_path ==
+              "$.incomplete_details.reason");
+        const std::string usage =
+            R"("output":[],"usage":{"input_tokens":1,"output_tokens":1,"total_tokens":2,)";
+        CHECK(decode_error(head + usage + R"("input_tokens_details":{"cached":1e400}}})").json_path ==
+              "$.usage.input_tokens_details.cached");
+        CHECK(decode_error(head + usage + R"("tool_calls_details":{"web_search":{"invocation":1e400}}}})")
+                  .json_path == "$.usage.tool_calls_details.web_search.invocation");
+        // Large but finite numbers are kept as they are.
+        const px::Response kept = parsed(head + R"("output":[{"type":"mcp_call","out":1e300}]})");
+        CHECK(std::get<px::OtherOutput>(kept.output[0]).raw.at("out") == 1e300);
+        check_round_trip(kept);
     }
 
     TEST_CASE("text that is not a response object is an error at the root") {

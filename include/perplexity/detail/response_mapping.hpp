@@ -53,6 +53,20 @@ struct ErrorCodeCodec {
     }
 };
 
+/// JSON kept as it was sent (incomplete_details, the usage details): an object, holding no number too
+/// large for a double. Boost.JSON reads 1e999 as infinity and writes it back as `Infinity`, which is
+/// not JSON, so a response keeping one could not be written and read again.
+struct KeptObjectCodec {
+    static void decode(json::value& value, const JsonPath& at, json::object& out) {
+        decode_into(value, at, out);
+        require_finite_numbers(value, at);
+    }
+
+    static json::value encode(const json::object& object, const json::storage_ptr& storage) {
+        return json::value(object, storage);
+    }
+};
+
 /// "status" of a response: the text as sent and its parsed form, like a job's.
 struct ResponseStatusField {
     std::string_view name = "status";
@@ -169,8 +183,8 @@ struct JsonFields<ResponseUsage> {
         required_field("output_tokens", &ResponseUsage::output_tokens),
         required_field("total_tokens", &ResponseUsage::total_tokens),
         optional_field("cost", &ResponseUsage::cost),
-        optional_field("input_tokens_details", &ResponseUsage::input_tokens_details),
-        optional_field("tool_calls_details", &ResponseUsage::tool_calls_details),
+        optional_field<KeptObjectCodec>("input_tokens_details", &ResponseUsage::input_tokens_details),
+        optional_field<KeptObjectCodec>("tool_calls_details", &ResponseUsage::tool_calls_details),
     };
 };
 
@@ -184,7 +198,7 @@ struct JsonFields<Response> {
         required_field("model", &Response::model),
         required_field("output", &Response::output),
         optional_field("error", &Response::error),
-        optional_field("incomplete_details", &Response::incomplete_details),
+        optional_field<KeptObjectCodec>("incomplete_details", &Response::incomplete_details),
         optional_field("background", &Response::background),
         optional_field("previous_response_id", &Response::previous_response_id),
         optional_field("store", &Response::store),
@@ -238,6 +252,8 @@ struct JsonDecoder<OutputItem> {
         } else if (name == "function_call") {
             decode_fields(object, at, out.emplace<FunctionCall>());
         } else {
+            // Kept whole, so held to what kept JSON must be (see KeptObjectCodec).
+            require_finite_numbers(value, at);
             out.emplace<OtherOutput>(
                 OtherOutput{std::string(name), json::object(object, json::storage_ptr())});
         }
