@@ -231,9 +231,10 @@ struct JsonDecoder<Response> : TableDecoder<Response> {};
 template <>
 struct JsonDecoder<CancelAcknowledgement> : TableDecoder<CancelAcknowledgement> {};
 
-/// An output item: its `type` picks the alternative; an unknown type (or a known one whose body this
-/// release cannot read, which a newer API version may send) is kept whole, so no output is ever lost to
-/// decoding. A missing or non-string `type` is a decode error: the item is not an item.
+/// An output item: its `type` picks the alternative; an unknown type is kept whole, so no item of a
+/// kind newer than this release is lost to decoding. A known type is read by its table like any other
+/// value: a required member missing or a member of the wrong type is a decode error at its path. A
+/// missing or non-string `type` is a decode error too: the item is not an item.
 template <>
 struct JsonDecoder<OutputItem> {
     static void decode_into(json::value& value, const JsonPath& at, OutputItem& out) {
