@@ -26,7 +26,8 @@ constexpr std::array<unsigned, 16> statuses = {400, 401, 403, 404, 408, 409, 422
 void check_server_text(const px::Error& error) {
     const std::string printed = px::to_string(error);
     constexpr std::size_t bound = px::detail::max_server_text + 3;
-    for (const std::string* field : {&error.api_type, &error.api_message, &error.body_excerpt}) {
+    for (const std::string* field :
+         {&error.api_type, &error.api_message, &error.api_param, &error.body_excerpt}) {
         check(perplexity_fuzz::printable_ascii(*field), "server text in an Error is printable ASCII",
               printed);
         check(field->size() <= bound, "server text in an Error is bounded", printed);

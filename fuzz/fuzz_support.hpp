@@ -68,6 +68,7 @@ inline void check_key_absent(const px::Error& error, std::string_view key = api_
     absent(error.message, "the API key is not in Error::message");
     absent(error.api_type, "the API key is not in Error::api_type");
     absent(error.api_message, "the API key is not in Error::api_message");
+    absent(error.api_param, "the API key is not in Error::api_param");
     absent(error.body_excerpt, "the API key is not in Error::body_excerpt");
     absent(error.json_path, "the API key is not in Error::json_path");
     absent(error.job_id.value_or(""), "the API key is not in Error::job_id");

@@ -30,31 +30,35 @@ TEST_SUITE("requests") {
         CHECK(odd.wire.starts_with("GET /base/async/chat/completions/a%20b%2Fc%3Fd%25%C3%A9 HTTP/1.1\r\n"));
     }
 
+    TEST_CASE("the Agent API's create, retrieve and cancel go to the responses target") {
+        const pd::RequestRenderer requests("/base/async/chat/completions", "/base/v1/responses",
+                                           "Host: h\r\nAuthorization: Bearer k\r\n");
+        const pd::HttpRequest create = requests.create_response(R"({"input":"q"})");
+        CHECK(create.method_name() == "POST");
+        CHECK(create.target() == "/base/v1/responses");
+        CHECK(create.wire.starts_with("POST /base/v1/responses HTTP/1.1\r\nHost: h\r\n"));
+        CHECK(create.wire.ends_with("Content-Length: 13\r\n\r\n{\"input\":\"q\"}"));
+
+        const pd::HttpRequest get = requests.get_response("resp_01 a/b");
+        CHECK(get.method_name() == "GET");
+        CHECK(get.target() == "/base/v1/responses/resp_01%20a%2Fb");
+        CHECK(
+            get.wire ==
+            "GET /base/v1/responses/resp_01%20a%2Fb HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer k\r\n\r\n");
+
+        const pd::HttpRequest cancel = requests.cancel_response("resp_01/x");
+        CHECK(cancel.method_name() == "POST");
+        CHECK(cancel.target() == "/base/v1/responses/resp_01%2Fx/cancel");
+        CHECK(cancel.wire.ends_with("Content-Length: 0\r\n\r\n"));
+        // The Sonar side is untouched by the second target.
+        CHECK(requests.get("job").target() == "/base/async/chat/completions/job");
+    }
+
     TEST_CASE("a list names its limit and its token, encoded") {
         const pd::RequestRenderer requests("/jobs", "/responses", "");
         CHECK(requests.list(std::nullopt, std::nullopt).target() == "/jobs");
         CHECK(requests.list(5, std::string("t/1 2")).target() == "/jobs?limit=5&next_token=t%2F1%202");
         CHECK(requests.list(std::nullopt, std::string("x")).target() == "/jobs?next_token=x");
-    }
-
-    TEST_CASE("the Agent API's requests: create, retrieve and cancel on the responses path") {
-        const pd::RequestRenderer requests("/base/async/chat/completions", "/base/v1/responses",
-                                           "Host: h\r\nAuthorization: Bearer k\r\n");
-        const std::string body = R"({"input":"x","background":true})";
-        const pd::HttpRequest create = requests.create_response(body);
-        CHECK(create.method_name() == "POST");
-        CHECK(create.target() == "/base/v1/responses");
-        CHECK(create.wire.ends_with("Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
-
-        const pd::HttpRequest retrieve = requests.get_response("resp_a/b");
-        CHECK(retrieve.method_name() == "GET");
-        CHECK(retrieve.target() == "/base/v1/responses/resp_a%2Fb");
-
-        // No body: the API's cancel takes none, so it is sent with a zero length.
-        const pd::HttpRequest cancel = requests.cancel_response("resp_a/b");
-        CHECK(cancel.method_name() == "POST");
-        CHECK(cancel.target() == "/base/v1/responses/resp_a%2Fb/cancel");
-        CHECK(cancel.wire.ends_with("Content-Length: 0\r\n\r\n"));
     }
 
     TEST_CASE("keys are UUID v4, never repeated, and not shared with a forked child") {

@@ -12,6 +12,7 @@
 #include <perplexity/response.hpp>
 #include <perplexity/response_request.hpp>
 
+#include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
 
 #include <string>
@@ -49,6 +50,20 @@ struct ErrorCodeCodec {
 
     static json::value encode(const std::string& code, const json::storage_ptr& storage) {
         return json::value(code, storage);
+    }
+};
+
+/// JSON kept as it was sent (incomplete_details, the usage details): an object, holding no number too
+/// large for a double. Boost.JSON reads 1e999 as infinity and writes it back as `Infinity`, which is
+/// not JSON, so a response keeping one could not be written and read again.
+struct KeptObjectCodec {
+    static void decode(json::value& value, const JsonPath& at, json::object& out) {
+        decode_into(value, at, out);
+        require_finite_numbers(value, at);
+    }
+
+    static json::value encode(const json::object& object, const json::storage_ptr& storage) {
+        return json::value(object, storage);
     }
 };
 
@@ -168,8 +183,8 @@ struct JsonFields<ResponseUsage> {
         required_field("output_tokens", &ResponseUsage::output_tokens),
         required_field("total_tokens", &ResponseUsage::total_tokens),
         optional_field("cost", &ResponseUsage::cost),
-        optional_field("input_tokens_details", &ResponseUsage::input_tokens_details),
-        optional_field("tool_calls_details", &ResponseUsage::tool_calls_details),
+        optional_field<KeptObjectCodec>("input_tokens_details", &ResponseUsage::input_tokens_details),
+        optional_field<KeptObjectCodec>("tool_calls_details", &ResponseUsage::tool_calls_details),
     };
 };
 
@@ -183,7 +198,7 @@ struct JsonFields<Response> {
         required_field("model", &Response::model),
         required_field("output", &Response::output),
         optional_field("error", &Response::error),
-        optional_field("incomplete_details", &Response::incomplete_details),
+        optional_field<KeptObjectCodec>("incomplete_details", &Response::incomplete_details),
         optional_field("background", &Response::background),
         optional_field("previous_response_id", &Response::previous_response_id),
         optional_field("store", &Response::store),
@@ -216,9 +231,10 @@ struct JsonDecoder<Response> : TableDecoder<Response> {};
 template <>
 struct JsonDecoder<CancelAcknowledgement> : TableDecoder<CancelAcknowledgement> {};
 
-/// An output item: its `type` picks the alternative; an unknown type (or a known one whose body this
-/// release cannot read, which a newer API version may send) is kept whole, so no output is ever lost to
-/// decoding. A missing or non-string `type` is a decode error: the item is not an item.
+/// An output item: its `type` picks the alternative; an unknown type is kept whole, so no item of a
+/// kind newer than this release is lost to decoding. A known type is read by its table like any other
+/// value: a required member missing or a member of the wrong type is a decode error at its path. A
+/// missing or non-string `type` is a decode error too: the item is not an item.
 template <>
 struct JsonDecoder<OutputItem> {
     static void decode_into(json::value& value, const JsonPath& at, OutputItem& out) {
@@ -237,6 +253,8 @@ struct JsonDecoder<OutputItem> {
         } else if (name == "function_call") {
             decode_fields(object, at, out.emplace<FunctionCall>());
         } else {
+            // Kept whole, so held to what kept JSON must be (see KeptObjectCodec).
+            require_finite_numbers(value, at);
             out.emplace<OtherOutput>(
                 OtherOutput{std::string(name), json::object(object, json::storage_ptr())});
         }
