@@ -27,7 +27,10 @@ constexpr int usage_error = 2;
 void print_usage(std::ostream& out) {
     out << "usage: perplexity-sim [options]\n"
            "\n"
-           "Serves a stateful simulation of Perplexity's async chat completions API.\n"
+           "Serves a stateful simulation of Perplexity's async APIs: the Sonar async chat completions\n"
+           "(/async/chat/completions, /v1/async/sonar) and the Agent API's background responses\n"
+           "(/v1/responses: create, retrieve, cancel; /v1/agent is an alias of create). Both share the\n"
+           "lifecycle options; CREATED/IN_PROGRESS stand for queued/in_progress on the Agent side.\n"
            "\n"
            "  --port N                     port to listen on, 0 picks a free one (default 0)\n"
            "  --bind ADDR                  address to listen on (default 127.0.0.1)\n"
@@ -40,6 +43,8 @@ void print_usage(std::ostream& out) {
            "  --in-progress-polls N        GET answers showing IN_PROGRESS before a job ends (default 1)\n"
            "  --failure-ratio X            share of jobs that fail, 0..1 (default 0)\n"
            "  --seed N                     seed of the simulator's randomness (default 1)\n"
+           "  --cancel-polls N             Agent API: retrieves after a cancel that still show the running\n"
+           "                               status before cancelled, 0 = the next one shows it (default 0)\n"
            "  --answer-bytes N             approximate size of each answer (default 2048)\n"
            "  --default-page-size N        list page size without a limit (default 20)\n"
            "  --max-page-size N            largest accepted list limit (default 100)\n"
@@ -124,6 +129,8 @@ CommandLine parse_command_line(int argc, char** argv) {
             }
         } else if (flag == "--seed") {
             options.seed = parse_number<std::uint64_t>(flag, value());
+        } else if (flag == "--cancel-polls") {
+            options.cancel_polls = parse_number<unsigned>(flag, value());
         } else if (flag == "--answer-bytes") {
             options.answer_bytes = parse_number<std::size_t>(flag, value());
         } else if (flag == "--default-page-size") {
@@ -197,7 +204,9 @@ int main(int argc, char** argv) {
         const auto stats = simulator.stats();
         std::cerr << "perplexity-sim: stopped after " << stats.connections_accepted << " connections, "
                   << stats.requests << " requests, " << stats.jobs_created << " jobs, "
-                  << stats.creates_received << " creates received\n";
+                  << stats.creates_received << " creates received, " << stats.responses_created
+                  << " responses, " << stats.response_creates_received << " response creates received, "
+                  << stats.responses_cancelled << " responses cancelled\n";
         return EXIT_SUCCESS;
     } catch (const std::exception& e) {
         std::cerr << "perplexity-sim: " << e.what() << '\n';

@@ -1,8 +1,10 @@
 // The request → response logic of the simulated API, free of any I/O so it stays easy to reason about.
 #pragma once
 
+#include <perplexity_sim/agent_request.hpp>
 #include <perplexity_sim/job_store.hpp>
 #include <perplexity_sim/options.hpp>
+#include <perplexity_sim/response_store.hpp>
 #include <perplexity_sim/text.hpp>
 
 #include <boost/beast/http.hpp>
@@ -17,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace perplexity_sim::detail {
@@ -49,6 +52,15 @@ inline Response error_response(http::status status, std::string_view message, st
     return json_response(status, boost::json::object{{"error", std::move(error)}});
 }
 
+// The Agent API's 400 for a create it refuses: the envelope plus the field it is about.
+inline Response invalid_request_response(const RequestProblem& problem) {
+    boost::json::object error{{"message", problem.message}, {"type", "invalid_request"}, {"code", 400}};
+    if (!problem.param.empty()) {
+        error["param"] = problem.param;
+    }
+    return json_response(http::status::bad_request, boost::json::object{{"error", std::move(error)}});
+}
+
 inline Response validation_response(const std::vector<FieldError>& errors) {
     boost::json::array detail;
     for (const auto& error : errors) {
@@ -60,7 +72,7 @@ inline Response validation_response(const std::vector<FieldError>& errors) {
 
 class Api {
   public:
-    explicit Api(const SimulatorOptions& options) : options_(options), store_(options) {}
+    explicit Api(const SimulatorOptions& options) : options_(options), store_(options), responses_(options) {}
 
     // Builds the complete answer, headers and keep-alive included; only the transport decides to drop.
     Response handle(const Request& req) {
@@ -84,6 +96,8 @@ class Api {
 
     std::size_t requests() const { return requests_; }
     std::size_t jobs_created() const { return store_.jobs_created(); }
+    std::size_t responses_created() const { return responses_.responses_created(); }
+    std::size_t responses_cancelled() const { return responses_.responses_cancelled(); }
 
   private:
     enum class Family { none, collection, item };
@@ -102,6 +116,9 @@ class Api {
         if (!split_path(raw_path, segments)) {
             return error_response(http::status::bad_request, "Malformed percent-encoding in path",
                                   "bad_request");
+        }
+        if (auto answer = agent_route(req, segments)) {
+            return std::move(*answer);
         }
         const Family family = match(segments);
         if (family == Family::none) {
@@ -183,6 +200,73 @@ class Api {
             }
         }
         return Family::none;
+    }
+
+    // The Agent API: POST /v1/responses (also /v1/agent), GET /v1/responses/{id} and
+    // POST /v1/responses/{id}/cancel. Nothing for any other path.
+    std::optional<Response> agent_route(const Request& req, const std::vector<std::string>& segments) {
+        if (segments.size() < 2 || segments[0] != "v1") {
+            return std::nullopt;
+        }
+        if (segments.size() == 2 && (segments[1] == "responses" || segments[1] == "agent")) {
+            if (req.method() != http::verb::post) {
+                return method_not_allowed("POST");
+            }
+            return create_response(req.body());
+        }
+        if (segments[1] != "responses" || segments.size() > 4 || segments[2].empty()) {
+            return std::nullopt;
+        }
+        if (segments.size() == 3) {
+            if (req.method() != http::verb::get) {
+                return method_not_allowed("GET");
+            }
+            return retrieve_response(segments[2]);
+        }
+        if (segments[3] != "cancel") {
+            return std::nullopt;
+        }
+        if (req.method() != http::verb::post) {
+            return method_not_allowed("POST");
+        }
+        return cancel_response(segments[2]);
+    }
+
+    Response create_response(const std::string& body) {
+        auto parsed = AgentRequestParser::parse(body);
+        if (const auto* problem = std::get_if<RequestProblem>(&parsed)) {
+            return invalid_request_response(*problem);
+        }
+        StoredResponse& response = responses_.create(std::move(std::get<AgentRequest>(parsed)));
+        return json_response(http::status::ok, ResponseStore::to_json(response));
+    }
+
+    static Response response_not_found(const std::string& id) {
+        return error_response(http::status::not_found, "response " + id + " not found", "not_found");
+    }
+
+    Response retrieve_response(const std::string& id) {
+        StoredResponse* response = responses_.find(id);
+        if (response == nullptr) {
+            return response_not_found(id);
+        }
+        responses_.observe(*response);
+        return json_response(http::status::ok, ResponseStore::to_json(*response));
+    }
+
+    Response cancel_response(const std::string& id) {
+        StoredResponse* response = responses_.find(id);
+        if (response == nullptr) {
+            return response_not_found(id);
+        }
+        if (responses_.cancel(*response) == ResponseStore::CancelResult::already_final) {
+            return error_response(http::status::bad_request,
+                                  "response " + id + " is already " + ResponseStore::status_name(*response) +
+                                      " and cannot be cancelled",
+                                  "invalid_request");
+        }
+        return json_response(http::status::ok,
+                             boost::json::object{{"response_id", id}, {"status", "cancelling"}});
     }
 
     static Response method_not_allowed(std::string_view allow) {
@@ -475,6 +559,7 @@ class Api {
 
     SimulatorOptions options_;
     JobStore store_;
+    ResponseStore responses_;
     std::size_t requests_ = 0;
 };
 

@@ -30,9 +30,10 @@ struct SimulatorOptions {
     // Ignored when the identity is generated internally. Default empty.
     std::string ca_pem{};
 
-    // Lifecycle. A job moves on only when both its time and its poll budget for the current stage are spent,
-    // so tests can pin a state by time ("stay CREATED for 2 s") or by count ("show IN_PROGRESS twice").
-    // Minimum time a job stays CREATED after the create call. Default 0.
+    // Lifecycle, shared by Sonar jobs and Agent API responses (queued stands for CREATED, in_progress for
+    // IN_PROGRESS). A job moves on only when both its time and its poll budget for the current stage are
+    // spent, so tests can pin a state by time ("stay CREATED for 2 s") or by count ("show IN_PROGRESS
+    // twice"). Minimum time a job stays CREATED after the create call. Default 0.
     std::chrono::milliseconds created_for{0};
     // Minimum time a job stays IN_PROGRESS after it started. Default 0.
     std::chrono::milliseconds in_progress_for{0};
@@ -44,6 +45,9 @@ struct SimulatorOptions {
     double failure_ratio = 0.0;
     // Seed of every random choice (failures, ids), so runs are reproducible. Default 1.
     std::uint64_t seed = 1;
+    // Agent API only: retrieves after an accepted cancel that still show the running status before
+    // `cancelled` appears. 0 means the first retrieve after the cancel already shows it. Default 0.
+    unsigned cancel_polls = 0;
     // Approximate size in bytes of the assistant message of a completed job. Default 2048.
     std::size_t answer_bytes = 2048;
     // Page size of the list endpoint when the query has no limit. Default 20.
@@ -69,11 +73,20 @@ struct SimulatorStats {
     std::size_t gets_received = 0;
     std::size_t lists_received = 0;
     std::size_t faults_applied = 0;
+    // The Agent API (/v1/responses): requests read, faulted ones included...
+    std::size_t response_creates_received = 0;
+    std::size_t retrieves_received = 0;
+    std::size_t cancels_received = 0;
+    // ...and what they did: responses made (store: false ones included) and cancels accepted.
+    std::size_t responses_created = 0;
+    std::size_t responses_cancelled = 0;
     std::vector<std::chrono::steady_clock::time_point> create_arrivals{};  // when each create was read
 };
 
-// Which API operation a request is, for scripting faults.
-enum class Operation { any, create, get, list };
+// Which API operation a request is, for scripting faults. create, get and list are the Sonar async API's;
+// create_response (POST /v1/responses or /v1/agent), retrieve_response (GET /v1/responses/{id}) and
+// cancel_response (POST /v1/responses/{id}/cancel) the Agent API's.
+enum class Operation { any, create, get, list, create_response, retrieve_response, cancel_response };
 
 // A scripted misbehaviour for one request. Faults queue up in order (Simulator::inject); each request
 // takes the first queued fault whose operation matches it, so a test can say "the next two gets answer

@@ -1,5 +1,5 @@
-// A stateful stand-in for Perplexity's async chat completions API, served over HTTPS or HTTP with
-// Boost.Beast on a caller-provided executor.
+// A stateful stand-in for Perplexity's async APIs (the Sonar async chat completions and the Agent API's
+// background responses), served over HTTPS or HTTP with Boost.Beast on a caller-provided executor.
 //
 // Everything runs on that one executor, so tests can drive client and simulator from a single io_context.
 // Lifetime rule, as for any Asio I/O object: destroy (or stop) the Simulator before its io_context.
@@ -128,7 +128,27 @@ net::awaitable<Ending> answer_read_error(ServerState& state, Stream& stream, boo
     co_return ec ? Ending::abort : Ending::graceful;
 }
 
+// The Agent API's paths, whatever the method, so a fault aimed at one of its operations also meets a
+// request with the wrong method; nothing for any other path.
+inline std::optional<Operation> classify_agent(std::string_view path) {
+    while (path.ends_with('/')) {
+        path.remove_suffix(1);
+    }
+    if (path == "/v1/responses" || path == "/v1/agent") {
+        return Operation::create_response;
+    }
+    constexpr std::string_view item_prefix = "/v1/responses/";
+    if (!path.starts_with(item_prefix)) {
+        return std::nullopt;
+    }
+    return path.ends_with("/cancel") && path.size() > item_prefix.size() + 7 ? Operation::cancel_response
+                                                                             : Operation::retrieve_response;
+}
+
 inline Operation classify(const Request& request) {
+    if (const auto agent = classify_agent(request.target().substr(0, request.target().find('?')))) {
+        return *agent;
+    }
     if (request.method() == http::verb::post) {
         return Operation::create;
     }
@@ -152,6 +172,15 @@ inline void count_arrival(ServerState& state, Operation operation) {
             break;
         case Operation::list:
             ++state.traffic.lists_received;
+            break;
+        case Operation::create_response:
+            ++state.traffic.response_creates_received;
+            break;
+        case Operation::retrieve_response:
+            ++state.traffic.retrieves_received;
+            break;
+        case Operation::cancel_response:
+            ++state.traffic.cancels_received;
             break;
         case Operation::any:
             break;
@@ -473,6 +502,8 @@ class Simulator {
         stats.connections_accepted = state_->connections_accepted;
         stats.requests = state_->api.requests();
         stats.jobs_created = state_->api.jobs_created();
+        stats.responses_created = state_->api.responses_created();
+        stats.responses_cancelled = state_->api.responses_cancelled();
         return stats;
     }
 
