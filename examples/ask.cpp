@@ -261,15 +261,8 @@ asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, p
 }
 
 asio::awaitable<int> ask_agent(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
-    px::ResponseRequest request{.input = arguments.question};
-    if (arguments.model) {
-        // A bare model has no tools; Sonar models always search the web, so offer it web_search for an
-        // answer with sources. A preset comes with its own tools, which are left as the preset has them.
-        request.model = arguments.model;
-        request.tools.emplace_back(px::WebSearchTool{});
-    } else {
-        request.preset = arguments.preset.value_or("medium");
-    }
+    px::ResponseRequest request =
+        examples::agent_request(arguments.model, arguments.preset, arguments.question);
     auto response = co_await client.run_response(
         std::move(request),
         {.poll = poll, .on_progress = print_progress, .cancel_on_abandon = arguments.cancel_on_abandon});
