@@ -461,8 +461,14 @@ class Batch {
             const Question& question = pending_[next_++];
             progress_.started();
             std::string news;
-            const Outcome outcome = arguments_.agent ? co_await answer_agent(question, slots_[slot], news)
-                                                     : co_await answer(question, slots_[slot], news);
+            // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional
+            // expression.
+            Outcome outcome = Outcome::unfinished;
+            if (arguments_.agent) {
+                outcome = co_await answer_agent(question, slots_[slot], news);
+            } else {
+                outcome = co_await answer(question, slots_[slot], news);
+            }
             progress_.finished(outcome == Outcome::answered || outcome == Outcome::failed,
                                outcome == Outcome::failed);
             if (!news.empty()) {
