@@ -1,11 +1,19 @@
 // ask: submit one question as an async job, wait for the answer, print it with its citations and cost.
+// Either API: a Sonar async chat completion job (the default, Client::run), or with --api agent a
+// background response of the Agent API (Client::run_response), with a preset (default "medium") or a
+// model.
 //
 //   PERPLEXITY_API_KEY=... ask "How many stars are in the Milky Way?"
+//   PERPLEXITY_API_KEY=... ask --api agent --preset high "How many stars are in the Milky Way?"
 //   ask --base-url https://127.0.0.1:8443 --ca-file ca.pem "..."   (e.g. against perplexity-sim)
 //
-// Exit codes: 0 the job completed, 1 the job FAILED, 2 bad usage or configuration, 3 any other error
-// (network, TLS, HTTP status, unexpected body), 4 the deadline passed with the job still running,
-// 5 interrupted (Ctrl-C) while waiting.
+// Exit codes: 0 the job completed (Agent API: also a response that ended `incomplete`, whose partial
+// answer is printed with a warning on stderr), 1 the job FAILED, 2 bad usage or configuration, 3 any
+// other error (network, TLS, HTTP status, unexpected body), 4 the deadline passed with the job still
+// running, 5 interrupted (Ctrl-C) while waiting, 6 Agent API: the response was cancelled on the server
+// by someone else (a cancel request made with the same API key), 7 Agent API: the response ended
+// `requires_action` (the model called a function tool; ask offers none, so only a model that brings
+// tools of its own can; the pending calls are printed).
 #include "example_support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -35,34 +43,52 @@ enum ExitCode {
     usage_error = 2,
     other_error = 3,
     timed_out = 4,
-    interrupted = 5
+    interrupted = 5,
+    cancelled_on_server = 6,
+    requires_action = 7
 };
 
 constexpr std::string_view usage = R"(usage: ask [options] QUESTION...
 
-Submits QUESTION as an async chat completion job, polls it until it ends, and prints the answer, its
-citations and its cost.
+Submits QUESTION as an async job, polls it until it ends, and prints the answer, its citations and its
+cost. The job is a Sonar async chat completion (--api sonar, the default) or an Agent API background
+response (--api agent).
 
 options:
-  --model NAME           model to use (default: sonar-deep-research)
+  --api sonar|agent      which API to ask (default: sonar)
+  --model NAME           model to use (sonar default: sonar-deep-research; with --api agent, a
+                         provider-prefixed model such as perplexity/sonar, used instead of the preset)
+  --preset NAME          --api agent: the preset to run (default: medium, the deep-research preset)
+  --cancel-on-abandon    --api agent: when Ctrl-C or the deadline ends the wait, also cancel the
+                         response on the server (otherwise it keeps running, and costing)
   --deadline SECONDS     give up waiting after this long (default: 1800); the job may still complete
-  --json                 print the final job as JSON instead of text
+  --json                 print the final job (or response) as JSON instead of text
   --show-thinking        also print the model's <think> block
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
 
 Progress (status changes, retries) goes to stderr. Ctrl-C (SIGINT) or SIGTERM cancels the wait; the
-job keeps running on the API and its id is printed.
+job keeps running on the API and its id is printed (with --api agent --cancel-on-abandon, the response
+is cancelled on the server too).
 
-exit codes: 0 completed, 1 job failed (its error message is printed), 2 usage or configuration error
-            (including no API key), 3 other error (network, TLS, HTTP status, unexpected body),
-            4 deadline passed (the job is still running; its id is printed), 5 interrupted
+exit codes: 0 completed (with --api agent, also a response that ended incomplete: its partial answer is
+            printed, with a warning on stderr), 1 job failed (its error message is printed), 2 usage or
+            configuration error (including no API key), 3 other error (network, TLS, HTTP status,
+            unexpected body), 4 deadline passed (the job is still running, unless cancelled by
+            --cancel-on-abandon; its id is printed), 5 interrupted, 6 --api agent: the response was
+            cancelled on the server by someone else, 7 --api agent: the response requires action (the
+            model called a function tool; the pending calls are printed)
 )";
+
+enum class Api { sonar, agent };
 
 struct Arguments {
     examples::ConnectionFlags connection{};
-    std::string model = "sonar-deep-research";
+    Api api = Api::sonar;
+    std::optional<std::string> model{};
+    std::optional<std::string> preset{};
+    bool cancel_on_abandon = false;
     std::chrono::seconds deadline{1800};
     bool json = false;
     bool show_thinking = false;
@@ -77,10 +103,19 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         bool bad = false;
         if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, completed, bad)) {
             // handled
-        } else if (word == "--model") {
-            const auto model = flags.value();
-            bad = !model;
-            arguments.model = model.value_or("");
+        } else if (word == "--api") {
+            const auto api = flags.value();
+            bad = !api || (*api != "sonar" && *api != "agent");
+            if (api && bad) {
+                std::cerr << "ask: --api takes sonar or agent, not '" << *api << "'\n";
+            }
+            arguments.api = api == "agent" ? Api::agent : Api::sonar;
+        } else if (word == "--model" || word == "--preset") {
+            const auto value = flags.value();
+            bad = !value;
+            (word == "--model" ? arguments.model : arguments.preset) = value;
+        } else if (word == "--cancel-on-abandon") {
+            arguments.cancel_on_abandon = true;
         } else if (word == "--deadline") {
             const auto seconds = flags.number(1);
             bad = !seconds;
@@ -100,6 +135,12 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             return std::nullopt;
         }
     }
+    if (arguments.api == Api::sonar && (arguments.preset || arguments.cancel_on_abandon)) {
+        // The Sonar API has neither presets nor a cancel.
+        std::cerr << "ask: " << (arguments.preset ? "--preset" : "--cancel-on-abandon")
+                  << " needs --api agent\n";
+        return std::nullopt;
+    }
     if (arguments.question.empty()) {
         std::cerr << "ask: no question given\n";
         return std::nullopt;
@@ -107,14 +148,17 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
     return arguments;
 }
 
-void print_answer(const px::Job& job, bool show_thinking) {
-    const px::ChatCompletion& answer = *job.response;
-    const std::string text = answer.text();
+void print_text(const std::string& text, bool show_thinking) {
     const auto [thinking, reply] = px::split_thinking(text);
     if (show_thinking && !thinking.empty()) {
         std::cout << "--- thinking ---\n" << thinking << "\n--- answer ---\n";
     }
     std::cout << reply << "\n";
+}
+
+void print_answer(const px::Job& job, bool show_thinking) {
+    const px::ChatCompletion& answer = *job.response;
+    print_text(answer.text(), show_thinking);
     if (!answer.citations.empty()) {
         std::cout << "\nCitations:\n";
         for (std::size_t i = 0; i < answer.citations.size(); ++i) {
@@ -131,12 +175,44 @@ void print_answer(const px::Job& job, bool show_thinking) {
     }
 }
 
+/// The Agent API's answer: the text of its message items, then the search results behind it (where the
+/// citations of this API live), then the usage.
+void print_answer(const px::Response& response, bool show_thinking) {
+    print_text(response.output_text(), show_thinking);
+    const std::vector<const px::SearchResult*> sources = response.search_results();
+    if (!sources.empty()) {
+        std::cout << "\nSources:\n";
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            std::cout << "  [" << i + 1 << "] " << sources[i]->url;
+            if (!sources[i]->title.empty()) {
+                std::cout << " (" << sources[i]->title << ")";
+            }
+            std::cout << "\n";
+        }
+    }
+    if (response.usage) {
+        const px::ResponseUsage& usage = *response.usage;
+        std::cout << "\nTokens: " << usage.total_tokens << " total (" << usage.input_tokens << " input, "
+                  << usage.output_tokens << " output)";
+        if (usage.cost) {
+            std::cout << ", cost: " << (usage.cost->currency == "USD" ? "$" : usage.cost->currency + " ")
+                      << usage.cost->total_cost;
+        }
+        std::cout << "\n";
+    }
+}
+
 void print_progress(const px::ProgressEvent& event) {
     using Kind = px::ProgressEvent::Kind;
     switch (event.kind) {
         case Kind::created:
         case Kind::status_changed:
-            std::cerr << "job " << event.job_id << " " << event.job->status_text << "\n";
+            // A wait on a job sets `job`, a wait on an Agent API response sets `response`.
+            if (event.response != nullptr) {
+                std::cerr << "response " << event.job_id << " " << event.response->status_text << "\n";
+            } else if (event.job != nullptr) {
+                std::cerr << "job " << event.job_id << " " << event.job->status_text << "\n";
+            }
             break;
         case Kind::retry_scheduled:
             std::cerr << "retrying in " << event.delay.count() << " ms after: " << *event.error << "\n";
@@ -147,11 +223,18 @@ void print_progress(const px::ProgressEvent& event) {
     }
 }
 
-asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
-    px::ChatRequest request{.model = arguments.model,
+/// The exit code of the errors both APIs share, after printing the error.
+int report_error(const px::Error& error) {
+    std::cerr << "ask: " << error << "\n";
+    if (error.kind == px::ErrorKind::wait_deadline) {
+        return timed_out;
+    }
+    return error.kind == px::ErrorKind::cancelled ? interrupted : other_error;
+}
+
+asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
+    px::ChatRequest request{.model = arguments.model.value_or("sonar-deep-research"),
                             .messages = {{.role = "user", .content = arguments.question}}};
-    px::PollPolicy poll = client.options().poll;  // --poll-interval is already in it
-    poll.deadline = arguments.deadline;
     auto job = co_await client.run(request, {.poll = poll, .on_progress = print_progress});
     if (!job) {
         const px::Error& error = job.error();
@@ -164,11 +247,7 @@ asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
                       << "\n";
             co_return job_failed;
         }
-        std::cerr << "ask: " << error << "\n";
-        if (error.kind == px::ErrorKind::wait_deadline) {
-            co_return timed_out;
-        }
-        co_return error.kind == px::ErrorKind::cancelled ? interrupted : other_error;
+        co_return report_error(error);
     }
     if (arguments.json) {
         std::cout << boost::json::serialize(boost::json::value_from(*job)) << "\n";
@@ -179,6 +258,77 @@ asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
         co_return other_error;
     }
     co_return completed;
+}
+
+asio::awaitable<int> ask_agent(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
+    px::ResponseRequest request =
+        examples::agent_request(arguments.model, arguments.preset, arguments.question);
+    auto response = co_await client.run_response(
+        std::move(request),
+        {.poll = poll, .on_progress = print_progress, .cancel_on_abandon = arguments.cancel_on_abandon});
+    const auto print_json = [&](const px::Response& final_response) {
+        if (arguments.json) {
+            std::cout << boost::json::serialize(boost::json::value_from(final_response)) << "\n";
+        }
+    };
+    if (!response) {
+        const px::Error& error = response.error();
+        if (error.response &&
+            (error.kind == px::ErrorKind::job_failed || error.kind == px::ErrorKind::response_cancelled)) {
+            print_json(*error.response);
+        }
+        if (error.kind == px::ErrorKind::job_failed) {
+            std::cerr << "ask: response " << error.job_id.value_or("?")
+                      << " failed: " << (error.api_message.empty() ? "(no error message)" : error.api_message)
+                      << "\n";
+            co_return job_failed;
+        }
+        if (error.kind == px::ErrorKind::response_cancelled) {
+            std::cerr << "ask: response " << error.job_id.value_or("?") << " was cancelled on the server"
+                      << (error.api_message.empty() ? "" : ": " + error.api_message) << "\n";
+            co_return cancelled_on_server;
+        }
+        co_return report_error(error);
+    }
+    print_json(*response);
+    switch (response->status) {
+        case px::ResponseStatus::requires_action:
+            // ask offers no function tools, so it has no output to send back: say what was asked for.
+            std::cerr << "ask: response " << response->id
+                      << " requires action: the model called function tools and waits for their output\n";
+            if (!arguments.json) {
+                const std::vector<const px::FunctionCall*> calls = response->function_calls();
+                std::cout << "Pending function calls:" << (calls.empty() ? " (none in the response)" : "")
+                          << "\n";
+                for (const px::FunctionCall* call : calls) {
+                    std::cout << "  " << call->name << "(" << call->arguments << ") [call_id "
+                              << call->call_id << "]\n";
+                }
+            }
+            co_return requires_action;
+        case px::ResponseStatus::incomplete:
+            std::cerr << "ask: response " << response->id << " is incomplete"
+                      << (response->incomplete_details
+                              ? " (" + boost::json::serialize(*response->incomplete_details) + ")"
+                              : std::string())
+                      << "; the answer below is cut short\n";
+            break;
+        default:
+            break;
+    }
+    if (!arguments.json) {
+        print_answer(*response, arguments.show_thinking);
+    }
+    co_return completed;
+}
+
+asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
+    px::PollPolicy poll = client.options().poll;  // --poll-interval is already in it
+    poll.deadline = arguments.deadline;
+    if (arguments.api == Api::agent) {
+        co_return co_await ask_agent(client, arguments, poll);
+    }
+    co_return co_await ask_sonar(client, arguments, poll);
 }
 
 }  // namespace
@@ -195,7 +345,8 @@ int main(int argc, char** argv) {
         return usage_error;
     }
     int exit_code = other_error;
-    // Ctrl-C cancels the wait; the error then names the job, which keeps running on the server.
+    // Ctrl-C cancels the wait; the error then names the job, which keeps running on the server (unless
+    // --cancel-on-abandon has the library cancel the Agent API response there too).
     asio::cancellation_signal interrupt;
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int) {

@@ -8,6 +8,14 @@
 // Each line is one write() followed by fsync(). A rerun skips the ids already in --out, waits on the
 // journaled job ids with Client::wait, and re-runs a question journaled without a job id with the same
 // key, so the API hands back the job it may already have created.
+//
+// With --api agent each question is an Agent API background response (Client::run_response, and
+// Client::wait_response on a rerun). That API has no idempotency key and no list, so the resume is as
+// good as it can be and no better: the journal gets a line before the create is sent and one with the
+// response id once the API answers (or one saying no response was made, when the create provably never
+// made one). A rerun waits on the journaled response ids; a question whose create was sent but whose
+// answer never arrived is not sent again, since a response may exist that nobody can find, and resending
+// would pay twice. It is left unfinished and named, for the user to decide.
 #include "example_support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -63,6 +71,16 @@ Rerun with the same files after a crash, Ctrl-C or an error: questions already i
 jobs already created are waited on again, and no question is ever created twice (the journal keeps
 each create's idempotency key, written before the create is sent).
 
+With --api agent, each question is an Agent API background response, and the lines carry
+"response_id" instead of "job_id"; besides COMPLETED, FAILED and ERROR, a status can be CANCELLED
+(cancelled on the server by someone else), INCOMPLETE (cut short; the partial "answer" is kept) or
+REQUIRES_ACTION (the model called a function tool; none is offered, so only a model with tools of its
+own can), each counted as not completed. That API has no idempotency key: a rerun waits on the
+journaled response ids, but a question whose create was sent without its answer arriving (a crash, or
+Ctrl-C, at that moment) is not sent again, since it may have made a response that cannot be found; it
+is named and left unfinished (remove its lines from the journal to send it again, at the risk of paying
+twice). A journal is tied to the --api it was written with.
+
 options:
   --in FILE              the questions (required)
   --out FILE             where answers are appended (required)
@@ -73,7 +91,10 @@ options:
   --deadline SECONDS     for the whole batch: stop waiting when it passes; unfinished jobs keep
                          running and the next run picks them up (default: none; each job's wait
                          still ends after 30 minutes)
-  --model NAME           model to use (default: sonar-deep-research)
+  --api sonar|agent      which API to ask (default: sonar)
+  --model NAME           model to use (sonar default: sonar-deep-research; with --api agent, a
+                         provider-prefixed model such as perplexity/sonar, used instead of the preset)
+  --preset NAME          --api agent: the preset to run (default: medium)
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
@@ -94,7 +115,9 @@ struct Arguments {
     std::size_t concurrency = 4;
     unsigned creates_per_minute = 0;
     std::optional<std::chrono::seconds> deadline{};
-    std::string model = "sonar-deep-research";
+    bool agent = false;
+    std::optional<std::string> model{};
+    std::optional<std::string> preset{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -105,15 +128,25 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         bool bad = false;
         if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, all_completed, bad)) {
             // handled
-        } else if (word == "--in" || word == "--out" || word == "--journal" || word == "--model") {
+        } else if (word == "--in" || word == "--out" || word == "--journal") {
             const auto value = flags.value();
             bad = !value;
             if (value) {
-                (word == "--in"        ? arguments.in
-                 : word == "--out"     ? arguments.out
-                 : word == "--journal" ? arguments.journal
-                                       : arguments.model) = *value;
+                (word == "--in"    ? arguments.in
+                 : word == "--out" ? arguments.out
+                                   : arguments.journal) = *value;
             }
+        } else if (word == "--model" || word == "--preset") {
+            const auto value = flags.value();
+            bad = !value;
+            (word == "--model" ? arguments.model : arguments.preset) = value;
+        } else if (word == "--api") {
+            const auto api = flags.value();
+            bad = !api || (*api != "sonar" && *api != "agent");
+            if (api && bad) {
+                std::cerr << "batch: --api takes sonar or agent, not '" << *api << "'\n";
+            }
+            arguments.agent = api == "agent";
         } else if (word == "--concurrency") {
             const auto n = flags.number(1, 10000);
             bad = !n;
@@ -138,6 +171,10 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         std::cerr << "batch: --in and --out are required\n";
         return std::nullopt;
     }
+    if (arguments.preset && !arguments.agent) {
+        std::cerr << "batch: --preset needs --api agent\n";
+        return std::nullopt;
+    }
     if (arguments.journal.empty()) {
         arguments.journal = arguments.out + ".journal";
     }
@@ -150,8 +187,12 @@ struct Question {
 };
 
 struct JournalEntry {
+    /// Written by --api agent: `job_id` is then a response id, and there is no key.
+    bool agent = false;
     std::string idempotency_key{};
     std::optional<std::string> job_id{};
+    /// --api agent: the last create failed without making a response, so it may be sent again.
+    bool no_response = false;
 };
 
 /// A problem with one of the files, already worded for the user.
@@ -249,13 +290,31 @@ std::map<std::string, std::string> read_answered(const std::string& file) {
     return answered;
 }
 
-std::map<std::string, JournalEntry> read_journal(const std::string& file) {
+/// The journal's state per question id: each line replaces what the earlier lines said about its id.
+/// Sonar lines are {"id", "idempotency_key"[, "job_id"]}; Agent API lines {"id", "api": "agent"[,
+/// "response_id" | "no_response": true]}. A journal of the other API than `agent` says is refused: its
+/// ids would be polled on the wrong API.
+std::map<std::string, JournalEntry> read_journal(const std::string& file, bool agent) {
     std::map<std::string, JournalEntry> entries;
     std::size_t number = 0;
     for (const std::string& line : read_lines_repairing(file)) {
         const std::string at = where(file, ++number);
         const json::object object = parse_line(line, at);
         JournalEntry& entry = entries[string_member(object, "id", at)];
+        entry.agent = object.contains("api") && string_member(object, "api", at) == "agent";
+        if (entry.agent != agent) {
+            throw InputError{at + ": written by a run with --api " + (entry.agent ? "agent" : "sonar") +
+                             "; rerun with that --api, or use another --journal and --out"};
+        }
+        entry.job_id.reset();
+        if (entry.agent) {
+            if (object.contains("response_id")) {
+                entry.job_id = string_member(object, "response_id", at);
+            }
+            const json::value* no_response = object.if_contains("no_response");
+            entry.no_response = no_response != nullptr && no_response->is_bool() && no_response->as_bool();
+            continue;
+        }
         entry.idempotency_key = string_member(object, "idempotency_key", at);
         if (object.contains("job_id")) {
             entry.job_id = string_member(object, "job_id", at);
@@ -402,7 +461,14 @@ class Batch {
             const Question& question = pending_[next_++];
             progress_.started();
             std::string news;
-            const Outcome outcome = co_await answer(question, slots_[slot], news);
+            // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional
+            // expression.
+            Outcome outcome = Outcome::unfinished;
+            if (arguments_.agent) {
+                outcome = co_await answer_agent(question, slots_[slot], news);
+            } else {
+                outcome = co_await answer(question, slots_[slot], news);
+            }
             progress_.finished(outcome == Outcome::answered || outcome == Outcome::failed,
                                outcome == Outcome::failed);
             if (!news.empty()) {
@@ -441,17 +507,27 @@ class Batch {
   private:
     enum class Outcome { answered, failed, unfinished };
 
-    asio::awaitable<Outcome> answer(const Question& question, asio::cancellation_signal& cancel,
-                                    std::string& news) {
-        px::WaitOptions options{.poll = client_.options().poll};
+    /// The poll policy of one question's wait, whose deadline is what is left of the batch's; none when
+    /// that has passed already.
+    std::optional<px::PollPolicy> poll_policy() const {
+        px::PollPolicy poll = client_.options().poll;
         if (deadline_) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 *deadline_ - std::chrono::steady_clock::now());
             if (left <= std::chrono::milliseconds(0)) {
-                ++deadline_unfinished_;
-                co_return Outcome::unfinished;
+                return std::nullopt;
             }
-            options.poll->deadline = left;
+            poll.deadline = left;
+        }
+        return poll;
+    }
+
+    asio::awaitable<Outcome> answer(const Question& question, asio::cancellation_signal& cancel,
+                                    std::string& news) {
+        px::WaitOptions options{.poll = poll_policy()};
+        if (!options.poll) {
+            ++deadline_unfinished_;
+            co_return Outcome::unfinished;
         }
         auto entry = entries_.find(question.id);
         px::expected<px::Job, px::Error> result = px::unexpected(px::Error{});
@@ -483,15 +559,71 @@ class Batch {
                 progress_.say(question.id + ": created job " + job.id);
             };
             result = co_await cancellable(
-                client_.run(examples::question_request(arguments_.model, question.text), std::move(options)),
+                client_.run(examples::question_request(arguments_.model.value_or("sonar-deep-research"),
+                                                       question.text),
+                            std::move(options)),
                 cancel);
         }
         co_return record(question, result, news);
     }
 
+    /// --api agent: as `answer`, with a background response. Without an idempotency key, a create is
+    /// sent again only when the journal says the last one made no response.
+    asio::awaitable<Outcome> answer_agent(const Question& question, asio::cancellation_signal& cancel,
+                                          std::string& news) {
+        px::ResponseWaitOptions options{.poll = poll_policy()};
+        if (!options.poll) {
+            ++deadline_unfinished_;
+            co_return Outcome::unfinished;
+        }
+        const auto entry = entries_.find(question.id);
+        px::expected<px::Response, px::Error> result = px::unexpected(px::Error{});
+        if (entry != entries_.end() && entry->second.job_id) {
+            const std::string response_id = *entry->second.job_id;
+            progress_.say(question.id + ": resuming response " + response_id);
+            result = co_await cancellable(client_.wait_response(response_id, std::move(options)), cancel);
+        } else if (entry != entries_.end() && !entry->second.no_response) {
+            ++error_unfinished_;
+            news =
+                "not sent again: its create was sent but its answer never arrived, so a response may exist "
+                "that cannot be found (the Agent API has no idempotency key and no list); remove its "
+                "lines from " +
+                arguments_.journal + " to send it anyway, at the risk of paying twice";
+            co_return Outcome::unfinished;
+        } else {
+            if (entry != entries_.end()) {
+                progress_.say(question.id + ": sending again: its last create made no response");
+            }
+            // On disk before the create can reach the API: a rerun then knows that a response may exist.
+            if (!journal_.append({{"id", question.id}, {"api", "agent"}})) {
+                stopping_ = true;
+                ++error_unfinished_;
+                co_return Outcome::unfinished;
+            }
+            entries_[question.id] = JournalEntry{.agent = true};
+            options.on_created = [this, &question](const px::Response& response) {
+                entries_[question.id].job_id = response.id;
+                journal_.append({{"id", question.id}, {"api", "agent"}, {"response_id", response.id}});
+                progress_.say(question.id + ": created response " + response.id);
+            };
+            result = co_await cancellable(
+                client_.run_response(
+                    examples::agent_request(arguments_.model, arguments_.preset, question.text),
+                    std::move(options)),
+                cancel);
+            if (!result && !result.error().job_id && !result.error().job_may_exist) {
+                // The create provably made no response: a rerun may send it again.
+                entries_[question.id].no_response = true;
+                journal_.append({{"id", question.id}, {"api", "agent"}, {"no_response", true}});
+            }
+        }
+        co_return record_agent(question, result, news);
+    }
+
     /// Runs `operation` with its own cancellation slot, which interrupt() triggers.
-    asio::awaitable<px::expected<px::Job, px::Error>> cancellable(
-        asio::awaitable<px::expected<px::Job, px::Error>> operation, asio::cancellation_signal& cancel) {
+    template <class Result>
+    asio::awaitable<px::expected<Result, px::Error>> cancellable(
+        asio::awaitable<px::expected<Result, px::Error>> operation, asio::cancellation_signal& cancel) {
         co_return co_await asio::co_spawn(client_.get_executor(), std::move(operation),
                                           asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
     }
@@ -514,6 +646,48 @@ class Batch {
             news = "FAILED";
             return write_answer(line, Outcome::failed);
         }
+        return record_error(line, error, news);
+    }
+
+    Outcome record_agent(const Question& question, const px::expected<px::Response, px::Error>& result,
+                         std::string& news) {
+        json::object line{{"id", question.id}};
+        if (result) {
+            line["response_id"] = result->id;
+            switch (result->status) {
+                case px::ResponseStatus::completed:
+                    line["status"] = news = "COMPLETED";
+                    line["answer"] = examples::answer_of(*result);
+                    return write_answer(line, Outcome::answered);
+                case px::ResponseStatus::incomplete:
+                    line["status"] = news = "INCOMPLETE";
+                    line["answer"] = examples::answer_of(*result);
+                    return write_answer(line, Outcome::failed);
+                default: {
+                    // requires_action: the model called function tools, which this program does not offer.
+                    std::string calls;
+                    for (const px::FunctionCall* call : result->function_calls()) {
+                        calls += (calls.empty() ? "" : ", ") + call->name;
+                    }
+                    line["status"] = news = "REQUIRES_ACTION";
+                    line["error"] = "the response ended " + result->status_text +
+                                    "; function calls: " + (calls.empty() ? "none listed" : calls);
+                    return write_answer(line, Outcome::failed);
+                }
+            }
+        }
+        const px::Error& error = result.error();
+        line["response_id"] = error.job_id ? json::value(*error.job_id) : json::value(nullptr);
+        if (error.kind == px::ErrorKind::job_failed || error.kind == px::ErrorKind::response_cancelled) {
+            line["status"] = news = error.kind == px::ErrorKind::job_failed ? "FAILED" : "CANCELLED";
+            line["error"] = error.api_message.empty() ? error.message : error.api_message;
+            return write_answer(line, Outcome::failed);
+        }
+        return record_error(line, error, news);
+    }
+
+    /// What both APIs' errors other than a failed (or cancelled) run come to.
+    Outcome record_error(json::object& line, const px::Error& error, std::string& news) {
         if (refused_for_good(error)) {
             line["status"] = "ERROR";
             line["error"] = px::to_string(error);
@@ -522,7 +696,8 @@ class Batch {
         }
         if (error.kind == px::ErrorKind::wait_deadline) {
             ++deadline_unfinished_;
-            news = "deadline passed; job " + error.job_id.value_or("?") + " left for the next run";
+            news = "deadline passed; " + std::string(arguments_.agent ? "response " : "job ") +
+                   error.job_id.value_or("?") + " left for the next run";
         } else if (error.kind != px::ErrorKind::cancelled) {
             ++error_unfinished_;
             news = "left for the next run after " + px::to_string(error);
@@ -589,7 +764,7 @@ int main(int argc, char** argv) {
         journal->lock_exclusively();
         out.emplace(arguments->out);
         const std::map<std::string, std::string> answered = read_answered(arguments->out);
-        journal_entries = read_journal(arguments->journal);
+        journal_entries = read_journal(arguments->journal, arguments->agent);
         for (Question& question : questions) {
             const auto it = answered.find(question.id);
             if (it == answered.end()) {

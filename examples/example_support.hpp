@@ -163,4 +163,26 @@ inline px::ChatRequest question_request(std::string model, std::string question)
                            .messages = {{.role = "user", .content = std::move(question)}}};
 }
 
+/// The answer of an Agent API response (its `output_text` parts) without a <think> block.
+inline std::string answer_of(const px::Response& response) {
+    const std::string text = response.output_text();
+    return std::string(px::split_thinking(text).answer);
+}
+
+/// An Agent API request for one question: with `model` when one is given, else with `preset` (by
+/// default "medium", the API's deep-research preset). A bare model has no tools, while a Sonar model
+/// always searches the web: it is offered the web_search tool, so that its answer has sources. A preset
+/// brings its own tools, which are left as the preset has them.
+inline px::ResponseRequest agent_request(const std::optional<std::string>& model,
+                                         const std::optional<std::string>& preset, std::string question) {
+    px::ResponseRequest request{.input = std::move(question)};
+    if (model) {
+        request.model = model;
+        request.tools.emplace_back(px::WebSearchTool{});
+    } else {
+        request.preset = preset.value_or("medium");
+    }
+    return request;
+}
+
 }  // namespace examples

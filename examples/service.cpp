@@ -7,6 +7,11 @@
 //
 // One thread and one io_context serve everything: the Client is not thread-safe, and a single thread
 // keeps up with thousands of waiting jobs (they cost a timer each while they sleep).
+//
+// With --api agent each question is an Agent API background response (Client::create_response, then
+// Client::wait_response). That API has no idempotency key, so the service keeps the Idempotency-Key
+// headers itself: in memory, while it runs and remembers the question. That is the closest it can come;
+// a repeat after a restart, or after the question was forgotten, makes a second response.
 #include "example_support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -46,7 +51,9 @@ constexpr std::string_view usage = R"(usage: service [options]
 An HTTP service that asks the API on behalf of its clients:
   POST /questions        {"question": "..."} -> 202 {"id": JOB_ID, "status": ...} once the job is
                          created; an Idempotency-Key header is passed on to the API, so a client that
-                         repeats its POST gets the same job
+                         repeats its POST gets the same job (--api agent: the API has no such key,
+                         so the service remembers the keys itself, while it runs and remembers the
+                         question; a repeat while the first create is still under way gets 409)
   GET /questions/ID      {"id", "status", "question", and "answer" or "error" when it ended}; 404
                          for an id this service does not know
   GET /healthz           {"status": "ok", "in_flight": N}
@@ -63,13 +70,17 @@ options:
                          (default 1000)
   --creates-per-minute N space creates evenly at this rate (default 0: no spacing)
   --deadline SECONDS     per job: stop waiting after this long and report an error (default 1800)
-  --model NAME           model to use (default: sonar-deep-research)
+  --api sonar|agent      which API to ask: Sonar async jobs (the default), or Agent API background
+                         responses, whose ids are the response ids
+  --model NAME           model to use (sonar default: sonar-deep-research; with --api agent, a
+                         provider-prefixed model such as perplexity/sonar, used instead of the preset)
+  --preset NAME          --api agent: the preset to run (default: medium)
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
 
-SIGINT or SIGTERM stops the service: it stops accepting, cancels the waits (the jobs keep running
-on the API) and exits 0.
+SIGINT or SIGTERM stops the service: it stops accepting, cancels the waits (the jobs, and with
+--api agent the responses, keep running on the API) and exits 0.
 exit codes: 0 stopped by a signal, 1 could not listen, 2 usage or configuration error
 )";
 
@@ -82,7 +93,9 @@ struct Arguments {
     std::size_t keep_finished = 1000;
     unsigned creates_per_minute = 0;
     std::chrono::seconds deadline{1800};
-    std::string model = "sonar-deep-research";
+    bool agent = false;
+    std::optional<std::string> model{};
+    std::optional<std::string> preset{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -93,12 +106,21 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         bool bad = false;
         if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, stopped, bad)) {
             // handled
-        } else if (word == "--listen" || word == "--model") {
+        } else if (word == "--listen") {
             const auto value = flags.value();
             bad = !value;
-            if (value) {
-                (word == "--listen" ? arguments.listen : arguments.model) = *value;
+            arguments.listen = value.value_or("");
+        } else if (word == "--model" || word == "--preset") {
+            const auto value = flags.value();
+            bad = !value;
+            (word == "--model" ? arguments.model : arguments.preset) = value;
+        } else if (word == "--api") {
+            const auto api = flags.value();
+            bad = !api || (*api != "sonar" && *api != "agent");
+            if (api && bad) {
+                std::cerr << "service: --api takes sonar or agent, not '" << *api << "'\n";
             }
+            arguments.agent = api == "agent";
         } else if (word == "--max-in-flight" || word == "--max-body" || word == "--max-connections" ||
                    word == "--keep-finished") {
             const auto n = flags.number(1);
@@ -123,6 +145,10 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         if (bad) {
             return std::nullopt;
         }
+    }
+    if (arguments.preset && !arguments.agent) {
+        std::cerr << "service: --preset needs --api agent\n";
+        return std::nullopt;
     }
     return arguments;
 }
@@ -185,6 +211,14 @@ struct Question {
     std::string status{};
     std::optional<std::string> answer{};
     std::optional<std::string> error{};
+    /// --api agent: the Idempotency-Key it was created with, forgotten with it.
+    std::optional<std::string> key{};
+};
+
+/// A created job or response: its id and status.
+struct Created {
+    std::string id{};
+    std::string status{};
 };
 
 class Service {
@@ -341,21 +375,53 @@ class Service {
         if (const auto header = request.find("idempotency-key"); header != request.end()) {
             key = std::string(header->value());
         }
+        if (arguments_.agent && key) {
+            // The service stands in for the idempotency key the Agent API does not have.
+            if (const auto known = agent_keys_.find(*key); known != agent_keys_.end()) {
+                if (!known->second) {
+                    Response response = error_response(
+                        http::status::conflict,
+                        "a question with this Idempotency-Key is being created; repeat the request shortly");
+                    response.set(http::field::retry_after, "1");
+                    co_return response;
+                }
+                const auto question = questions_.find(*known->second);
+                co_return json_response(http::status::accepted,
+                                        {{"id", *known->second},
+                                         {"status", question == questions_.end() ? std::string("unknown")
+                                                                                 : question->second.status}});
+            }
+        }
         const std::string text(question->as_string());
 
         ++in_flight_;  // counted from now, so concurrent POSTs cannot overshoot the limit while creating
+        if (arguments_.agent && key) {
+            agent_keys_.emplace(*key, std::nullopt);  // a create under way
+        }
         const auto cancel = cancellations_.add();
-        auto created = co_await asio::co_spawn(
-            io_, client_.create(examples::question_request(arguments_.model, text), key),
-            asio::bind_cancellation_slot(cancel->slot(), asio::use_awaitable));
+        // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional expression.
+        px::expected<Created, px::Error> created = px::unexpected(px::Error{});
+        if (arguments_.agent) {
+            created = co_await create_response(text, cancel->slot());
+        } else {
+            created = co_await create_job(text, key, cancel->slot());
+        }
         cancellations_.remove(cancel);
+        if (arguments_.agent && key) {
+            if (created) {
+                agent_keys_[*key] = created->id;
+            } else {
+                agent_keys_.erase(*key);  // nothing to repeat: the next POST with the key creates
+            }
+        }
         if (!created) {
             --in_flight_;
             const px::Error& error = created.error();
             Response response =
                 error_response(error.kind == px::ErrorKind::rate_limited ? http::status::service_unavailable
                                                                          : http::status::bad_gateway,
-                               "the API did not create the job: " + px::to_string(error));
+                               std::string("the API did not create the ") +
+                                   (arguments_.agent ? "response: " : "job: ") + px::to_string(error));
             if (error.kind == px::ErrorKind::rate_limited) {
                 response.set(http::field::retry_after, "5");
             }
@@ -373,11 +439,43 @@ class Service {
             // which a background wait already follows.
             --in_flight_;
         } else {
-            questions_[id] = Question{.text = text, .status = created->status_text};
-            wait_in_background(id);
+            questions_[id] = Question{
+                .text = text, .status = created->status, .key = arguments_.agent ? key : std::nullopt};
+            if (arguments_.agent) {
+                wait_for_response(id);
+            } else {
+                wait_in_background(id);
+            }
         }
         const Question& known = questions_[id];
         co_return json_response(http::status::accepted, {{"id", id}, {"status", known.status}});
+    }
+
+    asio::awaitable<px::expected<Created, px::Error>> create_job(const std::string& text,
+                                                                 const std::optional<std::string>& key,
+                                                                 asio::cancellation_slot slot) {
+        auto job = co_await asio::co_spawn(
+            io_,
+            client_.create(examples::question_request(arguments_.model.value_or("sonar-deep-research"), text),
+                           key),
+            asio::bind_cancellation_slot(slot, asio::use_awaitable));
+        if (!job) {
+            co_return px::unexpected(std::move(job).error());
+        }
+        co_return Created{.id = job->id, .status = job->status_text};
+    }
+
+    /// --api agent. The create is sent again only when that is provably safe: a failure that may have
+    /// made a response is answered 502 with the library's message, which says so.
+    asio::awaitable<px::expected<Created, px::Error>> create_response(const std::string& text,
+                                                                      asio::cancellation_slot slot) {
+        auto response = co_await asio::co_spawn(
+            io_, client_.create_response(examples::agent_request(arguments_.model, arguments_.preset, text)),
+            asio::bind_cancellation_slot(slot, asio::use_awaitable));
+        if (!response) {
+            co_return px::unexpected(std::move(response).error());
+        }
+        co_return Created{.id = response->id, .status = response->status_text};
     }
 
     Response get_question(const std::string& id) const {
@@ -422,6 +520,54 @@ class Service {
                            }));
     }
 
+    /// --api agent: as `wait_in_background`, for a response. Abandoning the wait at shutdown leaves the
+    /// response running (cancel_on_abandon stays off): a rerun of the client could still want it.
+    void wait_for_response(const std::string& id) {
+        px::PollPolicy poll = client_.options().poll;
+        poll.deadline = arguments_.deadline;
+        px::ResponseWaitOptions options{
+            .poll = poll, .on_progress = [this, id](const px::ProgressEvent& event) {
+                if (event.kind == px::ProgressEvent::Kind::status_changed && event.response != nullptr) {
+                    questions_[id].status = event.response->status_text;
+                }
+            }};
+        const auto cancel = cancellations_.add();
+        asio::co_spawn(io_, client_.wait_response(id, std::move(options)),
+                       asio::bind_cancellation_slot(
+                           cancel->slot(), [this, id, cancel](std::exception_ptr thrown,
+                                                              px::expected<px::Response, px::Error> result) {
+                               asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
+                               --in_flight_;
+                               if (thrown) {
+                                   report_exception(thrown);
+                                   result = px::unexpected(px::Error{.message = "internal error"});
+                               }
+                               finish_response(id, result);
+                           }));
+    }
+
+    void finish_response(const std::string& id, const px::expected<px::Response, px::Error>& result) {
+        Question& question = questions_[id];
+        if (result) {
+            question.status = result->status_text;
+            if (result->status == px::ResponseStatus::requires_action) {
+                // No function tools are offered, so only a model with tools of its own gets here.
+                question.error = "the model called function tools, which this service does not offer";
+            } else {
+                question.answer = examples::answer_of(*result);  // completed, or incomplete: cut short
+            }
+        } else if (const px::Error& error = result.error();
+                   error.response && (error.kind == px::ErrorKind::job_failed ||
+                                      error.kind == px::ErrorKind::response_cancelled)) {
+            question.status = error.response->status_text;  // "failed" or "cancelled"
+            question.error = error.api_message.empty() ? error.message : error.api_message;
+        } else {
+            question.status = "ERROR";
+            question.error = px::to_string(error);
+        }
+        remember_finished(id);
+    }
+
     void finish(const std::string& id, const px::expected<px::Job, px::Error>& result) {
         Question& question = questions_[id];
         if (result) {
@@ -435,9 +581,19 @@ class Service {
             question.status = "ERROR";
             question.error = px::to_string(result.error());
         }
+        remember_finished(id);
+    }
+
+    /// Keeps the last --keep-finished finished questions; an older one is forgotten, with its key.
+    void remember_finished(const std::string& id) {
         finished_.push_back(id);
         while (finished_.size() > arguments_.keep_finished) {
-            questions_.erase(finished_.front());
+            if (const auto old = questions_.find(finished_.front()); old != questions_.end()) {
+                if (old->second.key) {
+                    agent_keys_.erase(*old->second.key);
+                }
+                questions_.erase(old);
+            }
             finished_.pop_front();
         }
     }
@@ -447,6 +603,8 @@ class Service {
     const Arguments& arguments_;
     tcp::acceptor acceptor_;
     std::map<std::string, Question> questions_;
+    /// --api agent: the response id each Idempotency-Key made, or none while its create is under way.
+    std::map<std::string, std::optional<std::string>> agent_keys_;
     std::deque<std::string> finished_;
     std::set<beast::tcp_stream*> connections_;
     Cancellations cancellations_;

@@ -58,6 +58,80 @@ code=$?
 check "an interrupted wait exits 5 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 5 ]
 check "an interrupted wait names the job" grep -q "cancelled.*\[job " "$workdir/err"
 
+# The Agent API (--api agent): a background response run to its end with Client::run_response.
+run_ask test-key --api agent "How many moons has Mars?"
+check "an agent response that completes exits 0 (got $code: $err)" [ "$code" -eq 0 ]
+check "its answer is printed" grep -q 'Simulated answer to "How many moons has Mars?"' "$workdir/out"
+check "its usage and cost are printed" grep -q "^Tokens: .*cost: \\$" "$workdir/out"
+check "its status changes go to stderr" grep -q "^response resp_[^ ]* completed$" "$workdir/err"
+run_ask test-key --api agent --model perplexity/sonar "How many moons has Mars?"
+check "--model instead of the preset exits 0 (got $code: $err)" [ "$code" -eq 0 ]
+check "a model's answer comes with its sources" grep -q "^Sources:" "$workdir/out"
+check "the sources are listed with their URLs" grep -q "^  \[2\] https://" "$workdir/out"
+run_ask test-key --api agent --json "How many moons has Mars?"
+check "--api agent --json prints the final response" grep -q '"status":"completed"' "$workdir/out"
+run_ask test-key --api agent "please [[fail]]"
+check "a failed response exits 1 (got $code)" [ "$code" -eq 1 ]
+check "a failed response prints its error" grep -q "failed: Internal error while processing request" "$workdir/err"
+run_ask test-key --api agent "cut [[incomplete]]"
+check "an incomplete response exits 0 (got $code)" [ "$code" -eq 0 ]
+check "an incomplete response says it is cut short" grep -q "is incomplete.*max_output_tokens" "$workdir/err"
+run_ask test-key --api agent "act [[status:requires_action]]"
+check "a response that requires action exits 7 (got $code)" [ "$code" -eq 7 ]
+check "a response that requires action lists the pending calls" grep -q "^Pending function calls:" "$workdir/out"
+run_ask test-key --api agent --preset no-such-preset "anything"
+check "a refused preset exits 3 (got $code)" [ "$code" -eq 3 ]
+check "a refused preset names the field" grep -q "\[param preset\]" "$workdir/err"
+run_ask test-key --preset medium "anything"
+check "--preset without --api agent exits 2 (got $code)" [ "$code" -eq 2 ]
+run_ask test-key --cancel-on-abandon "anything"
+check "--cancel-on-abandon without --api agent exits 2 (got $code)" [ "$code" -eq 2 ]
+run_ask test-key --api chat "anything"
+check "an unknown --api exits 2 (got $code)" [ "$code" -eq 2 ]
+
+# Responses that stay queued: cancelled on the server by someone else, interrupted, and interrupted with
+# --cancel-on-abandon.
+queued_dir="$workdir/queued"
+start_simulator queued_url "$queued_dir" --created-polls 1000000 || exit 1
+sim_curl() {  # sim_curl METHOD PATH: the simulator's answer on stdout
+    curl -s -X "$1" --cacert "$queued_dir/ca.pem" -H "Authorization: Bearer test-key" "$queued_url$2"
+}
+start_queued_ask() {  # start_queued_ask ARGS...: sets ask_pid and response_id once ask printed it
+    PERPLEXITY_API_KEY=test-key "$ask" --api agent --poll-interval 100 --base-url "$queued_url" \
+        --ca-file "$queued_dir/ca.pem" "$@" >"$workdir/out" 2>"$workdir/err" &
+    ask_pid=$!
+    pids+=($ask_pid)
+    response_id=""
+    wait_for 20 grep -q "^response resp_[^ ]* queued$" "$workdir/err" || return 1
+    response_id=$(sed -n '1s/^response \(resp_[^ ]*\) .*/\1/p' "$workdir/err")
+}
+check "a queued response is reported with its id" start_queued_ask "a question to cancel"
+sim_curl POST "/v1/responses/$response_id/cancel" >"$workdir/cancel"
+check "the simulator acknowledges the cancel" grep -q '"status":"cancelling"' "$workdir/cancel"
+wait "$ask_pid"
+code=$?
+check "a response cancelled on the server exits 6 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 6 ]
+check "a response cancelled on the server says so" grep -q "was cancelled on the server" "$workdir/err"
+
+check "a queued response is reported before the interrupt" start_queued_ask "a question to interrupt"
+kill -INT "$ask_pid"
+wait "$ask_pid"
+code=$?
+check "an interrupted agent wait exits 5 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 5 ]
+check "an interrupted agent wait names the response" grep -q "cancelled.*\[job $response_id\]" "$workdir/err"
+check "without --cancel-on-abandon the response keeps running" \
+    bash -c "curl -s --cacert '$queued_dir/ca.pem' -H 'Authorization: Bearer test-key' \
+        '$queued_url/v1/responses/$response_id' | grep -q '\"status\":\"queued\"'"
+
+check "a queued response is reported before the interrupt" start_queued_ask --cancel-on-abandon "a question to abandon"
+kill -INT "$ask_pid"
+wait "$ask_pid"
+code=$?
+check "an interrupted wait with --cancel-on-abandon exits 5 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 5 ]
+sim_curl GET "/v1/responses/$response_id" >"$workdir/state"
+check "with --cancel-on-abandon the response is cancelled on the server (got $(cat "$workdir/state"))" \
+    grep -q '"status":"cancelled"' "$workdir/state"
+
 # A create that provably never left the machine (the connection is refused) says no job was made, and
 # does not send the user looking for one by its key.
 PERPLEXITY_API_KEY=test-key "$ask" --base-url https://127.0.0.1:1 --ca-file "$workdir/fast/ca.pem" \
@@ -101,6 +175,8 @@ check "--help lists every exit code" grep -q "5 interrupted" "$workdir/out"
 check "--help lists the environment" grep -q "PERPLEXITY_BASE_URL" "$workdir/out"
 check "--help lists PERPLEXITY_LOG" grep -q "PERPLEXITY_LOG" "$workdir/out"
 check "--help lists the flags" grep -q -- "--show-thinking" "$workdir/out"
+check "--help lists the Agent API flags" grep -q -- "--cancel-on-abandon" "$workdir/out"
+check "--help lists the Agent API exit codes" grep -q "6 --api agent: the response was" "$workdir/out"
 
 "$ask" --no-such-flag "question" >"$workdir/out" 2>"$workdir/err"
 code=$?

@@ -153,4 +153,69 @@ check "a passed deadline exits 4 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq
 check "a passed deadline writes no answer" [ ! -s "$d/out.jsonl" ]
 check "a passed deadline leaves the jobs journaled" [ "$(job_lines "$d/out.jsonl.journal")" -eq 2 ]
 
+# 6. --api agent: each question a background response; the same statuses, a journal of response ids.
+response_lines() { grep -c '"response_id"' "$1" 2>/dev/null; }
+has_response_lines() { [ "$(response_lines "$1")" -ge "$2" ]; }  # has_response_lines JOURNAL N
+d="$workdir/agent"
+start_simulator url "$d" || exit 1
+questions "$d/in.jsonl" 6 q4
+run_batch "$d" "$url" --api agent --concurrency 3
+check "an agent batch with a failed response exits 1 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 1 ]
+check "every id is in out exactly once (agent)" each_once "$d/out.jsonl" 6
+check "q4 FAILED with the response's error" \
+    grep -q '^{"id":"q4","response_id":"resp_[^"]*","status":"FAILED","error":"Internal error while processing request"}$' \
+    "$d/out.jsonl"
+check "the others COMPLETED with their own answer (agent)" \
+    [ "$(grep -c '"response_id":"resp_[^"]*","status":"COMPLETED","answer":"Simulated answer to \\"question number [0-9]*\\"' "$d/out.jsonl")" -eq 5 ]
+check "the journal has a line before each create" [ "$(grep -c '^{"id":"q[0-9]*","api":"agent"}$' "$d/out.jsonl.journal")" -eq 6 ]
+check "the journal has a response line per question" [ "$(response_lines "$d/out.jsonl.journal")" -eq 6 ]
+cp "$d/out.jsonl" "$d/out.before"
+run_batch "$d" "$url" --api agent
+check "a rerun of a finished agent batch exits 1 again (got $code)" [ "$code" -eq 1 ]
+check "a rerun of a finished agent batch writes nothing" cmp -s "$d/out.jsonl" "$d/out.before"
+run_batch "$d" "$url"
+check "an agent journal rerun with --api sonar exits 2 (got $code)" [ "$code" -eq 2 ]
+check "an agent journal rerun with --api sonar says why" grep -q "written by a run with --api agent" "$d/err"
+run_batch "$d" "$url" --preset medium
+check "--preset without --api agent exits 2 (got $code)" [ "$code" -eq 2 ]
+stop_simulator "$d"
+check "six responses were created (got $sim_responses)" [ "$sim_responses" = 6 ]
+check "no Sonar job was created by --api agent (got $sim_jobs)" [ "$sim_jobs" = 0 ]
+
+# SIGINT while responses run, then a rerun that waits on the journaled response ids; a question whose
+# create was sent without its answer being journaled is not sent again, and is named.
+d="$workdir/agent-interrupt"
+start_simulator url "$d" --in-progress-ms 2000 || exit 1
+questions "$d/in.jsonl" 8
+PERPLEXITY_API_KEY=test-key "$batch" --base-url "$url" --ca-file "$d/ca.pem" --in "$d/in.jsonl" \
+    --out "$d/out.jsonl" --poll-interval 50 --concurrency 4 --api agent --model perplexity/sonar \
+    >/dev/null 2>"$d/err" &
+batch_pid=$!
+pids+=($batch_pid)
+check "the first four responses are journaled" wait_for 30 has_response_lines "$d/out.jsonl.journal" 4
+kill -INT "$batch_pid"
+wait "$batch_pid"
+code=$?
+check "SIGINT exits 5 (agent; got $code: $(tail -3 "$d/err"))" [ "$code" -eq 5 ]
+journaled=$(response_lines "$d/out.jsonl.journal")
+answered_before=$(grep -c . "$d/out.jsonl")
+run_batch "$d" "$url" --api agent --model perplexity/sonar --concurrency 4
+check "the agent rerun exits 0 (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 0 ]
+check "the agent rerun resumed the journaled responses" \
+    [ "$(grep -c ': resuming response resp_' "$d/err")" -eq $((journaled - answered_before)) ]
+check "every id is in out exactly once after the agent resume" each_once "$d/out.jsonl" 8
+stop_simulator "$d"
+check "no question made two responses (responses: $sim_responses)" [ "$sim_responses" = 8 ]
+# Cut q1's answer and its response line, as a crash between the send and the journaling would.
+grep -v -e '^{"id":"q1",.*"response_id"' "$d/out.jsonl.journal" >"$d/journal.cut"
+mv "$d/journal.cut" "$d/out.jsonl.journal"
+grep -v '^{"id":"q1",' "$d/out.jsonl" >"$d/out.cut"
+mv "$d/out.cut" "$d/out.jsonl"
+start_simulator url "$d" || exit 1
+run_batch "$d" "$url" --api agent
+check "a create of unknown outcome leaves the batch unfinished (got $code: $(tail -3 "$d/err"))" [ "$code" -eq 3 ]
+check "a create of unknown outcome is named and not sent again" grep -q "^batch: q1: not sent again" "$d/err"
+stop_simulator "$d"
+check "nothing was created for it (responses: $sim_responses)" [ "$sim_responses" = 0 ]
+
 finish

@@ -18,8 +18,9 @@ start_simulator() {  # start_simulator URL_VARIABLE DIR SIM_ARGS...: sets URL_VA
     printf -v "$variable" "%s" "$(sed -n "1s/^listening on //p" "$dir/sim.log")"
 }
 
-# stop_simulator DIR: stops it and sets sim_jobs (jobs created, idempotent replays excluded) and
-# sim_creates (create requests received) from its closing line.
+# stop_simulator DIR: stops it and sets sim_jobs (jobs created, idempotent replays excluded),
+# sim_creates (create requests received) and sim_responses (Agent API responses created) from its
+# closing line.
 stop_simulator() {
     local dir=$1 pid
     pid=$(cat "$dir/sim.pid")
@@ -27,6 +28,7 @@ stop_simulator() {
     wait "$pid" 2>/dev/null
     sim_jobs=$(sed -n 's/.*requests, \([0-9]*\) jobs, .*/\1/p' "$dir/sim.log")
     sim_creates=$(sed -n 's/.* jobs, \([0-9]*\) creates received.*/\1/p' "$dir/sim.log")
+    sim_responses=$(sed -n 's/.* creates received, \([0-9]*\) responses, .*/\1/p' "$dir/sim.log")
 }
 
 wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND every 50 ms until it succeeds

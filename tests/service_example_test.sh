@@ -115,6 +115,42 @@ check "once it is closed, the next connection is served" wait_for 10 healthy
 kill -TERM "$service_pid"
 wait "$service_pid"
 
+# --api agent: the questions are Agent API background responses.
+d="$workdir/agent"
+start_simulator url "$d" --in-progress-ms 200 || exit 1
+start_service svc "$d" "$url" --api agent || exit 1
+request POST /questions '{"question": "How many moons has Mars?"}'
+check "an agent question is accepted with 202 (got $status: $body)" [ "$status" = 202 ]
+mars=$(id_of "$body")
+check "the 202 carries the response id" grep -q '^resp_' <<<"$mars"
+request POST /questions '{"question": "please [[fail]]"}'
+failing=$(id_of "$body")
+check "the agent question completes" wait_for 30 has_status "$mars" completed
+request GET "/questions/$mars"
+check "its answer is about the question (agent)" grep -q '"answer":"Simulated answer to \\"How many moons has Mars?\\"' <<<"$body"
+check "the failing agent question fails" wait_for 30 has_status "$failing" failed
+request GET "/questions/$failing"
+check "with the response's error message" grep -q '"error":"Internal error while processing request"' <<<"$body"
+request POST /questions '{"question": "same"}' 'Idempotency-Key: agent-key-1'
+first=$(id_of "$body")
+request POST /questions '{"question": "same"}' 'Idempotency-Key: agent-key-1'
+check "a repeated POST with the same Idempotency-Key gets the same response (agent)" \
+    [ -n "$first" ] && [ "$(id_of "$body")" = "$first" ]
+check "the keyed question completes" wait_for 30 has_status "$first" completed
+request POST /questions '{"question": "cancel me"}'
+cancelled=$(id_of "$body")
+curl -s -X POST --cacert "$d/ca.pem" -H "Authorization: Bearer test-key" \
+    "$url/v1/responses/$cancelled/cancel" >/dev/null
+check "a response cancelled on the server shows cancelled" wait_for 30 has_status "$cancelled" cancelled
+kill -TERM "$service_pid"
+wait "$service_pid"
+check "SIGTERM stops the agent service with 0" [ $? -eq 0 ]
+stop_simulator "$d"
+check "the API saw one response per distinct question (got $sim_responses)" [ "$sim_responses" = 4 ]
+check "and no Sonar job (got $sim_jobs)" [ "$sim_jobs" = 0 ]
+"$service" --preset medium 2>/dev/null
+check "--preset without --api agent exits 2" [ $? -eq 2 ]
+
 "$service" --help >"$workdir/help"
 check "--help lists the endpoints" grep -q "GET /questions/ID" "$workdir/help"
 "$service" --listen nonsense 2>/dev/null
