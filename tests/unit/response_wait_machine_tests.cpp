@@ -193,6 +193,21 @@ TEST_SUITE("response wait machine") {
         CHECK(error.message.find("cancelled on the server") != std::string::npos);
     }
 
+    TEST_CASE("cancel on abandon: a deadline's cancelled run is not said to be still completing") {
+        const px::PollPolicy policy = steady_policy(1500ms);
+        pd::ResponseWaitMachine machine(policy, t0 + policy.deadline, "resp_1", true);
+        auto running = answer("in_progress");
+        machine.polled(running, false, t0, 0.5);
+        machine.woke();
+        auto still = answer("in_progress");
+        REQUIRE(machine.polled(still, false, t0 + 1500ms, 0.5).action == Action::cancel_on_server);
+        machine.cancel_answered(acknowledged());
+        const px::Error error = std::move(machine).result().error();
+        CHECK(error.kind == px::ErrorKind::wait_deadline);
+        CHECK(error.message.find("may still complete") == std::string::npos);
+        CHECK(error.message.find("the run was cancelled on the server") != std::string::npos);
+    }
+
     TEST_CASE("cancel on abandon: the deadline cancels the run too, and a failed cancel is said") {
         const px::PollPolicy policy = steady_policy(1500ms);
         pd::ResponseWaitMachine machine(policy, t0 + policy.deadline, "resp_1", true);

@@ -303,6 +303,11 @@ inline void explain_cancel_refusal(Error& error, const std::string& id) {
 /// Added to the Error of an abandoned wait: what became of the run on the server.
 inline void note_cancel_outcome(Error& error, const expected<CancelAcknowledgement, Error>& outcome) {
     if (outcome) {
+        // It will not complete any more, so the deadline's advice to wait again no longer holds.
+        constexpr std::string_view wait_again = "; it may still complete: wait on it again later";
+        if (const auto at = error.message.find(wait_again); at != std::string::npos) {
+            error.message.erase(at, wait_again.size());
+        }
         error.message += "; the run was cancelled on the server (ResponseWaitOptions::cancel_on_abandon)";
     } else if (outcome.error().http_status == 400) {
         error.message += "; the run had already ended, so there was nothing to cancel on the server";
