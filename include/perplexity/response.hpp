@@ -115,10 +115,15 @@ struct ResponseError {
 
 /// A citation inside an output text. Every member is optional: the API often sends them empty.
 struct Annotation {
+    /// The annotation's kind, e.g. "url_citation".
     std::optional<std::string> type{};
+    /// The cited page.
     std::optional<std::string> url{};
+    /// The cited page's title.
     std::optional<std::string> title{};
+    /// Where the cited span starts in the text.
     std::optional<std::int64_t> start_index{};
+    /// Where the cited span ends in the text.
     std::optional<std::int64_t> end_index{};
 
     /// Member-wise equality.
@@ -130,7 +135,9 @@ struct Annotation {
 struct OutputContent {
     /// "output_text", or another part type as the API names it.
     std::string type = "output_text";
+    /// The text of an `output_text` part.
     std::string text{};
+    /// The citations inside `text`, when sent.
     std::vector<Annotation> annotations{};
 
     /// Member-wise equality.
@@ -139,11 +146,13 @@ struct OutputContent {
 
 /// A `message` output item: the model's answer, or a part of it.
 struct OutputMessage {
+    /// The item's id.
     std::string id{};
     /// "assistant".
     std::string role = "assistant";
     /// The item's own status, when sent ("completed", ...).
     std::optional<std::string> status{};
+    /// The message's parts, in order.
     std::vector<OutputContent> content{};
 
     /// The `output_text` parts' text, joined.
@@ -163,6 +172,7 @@ struct OutputMessage {
 
 /// A `search_results` output item: the sources a web search found; where citations live in this API.
 struct SearchResultsOutput {
+    /// The pages found.
     std::vector<SearchResult> results{};
     /// The queries the model searched for, when sent.
     std::vector<std::string> queries{};
@@ -173,8 +183,11 @@ struct SearchResultsOutput {
 
 /// One page a `fetch_url` tool read.
 struct FetchedPage {
+    /// The page's address.
     std::string url{};
+    /// The page's title, when sent.
     std::optional<std::string> title{};
+    /// An excerpt of the page, when sent.
     std::optional<std::string> snippet{};
 
     /// Member-wise equality.
@@ -183,6 +196,7 @@ struct FetchedPage {
 
 /// A `fetch_url_results` output item.
 struct FetchUrlResultsOutput {
+    /// The pages read.
     std::vector<FetchedPage> contents{};
 
     /// Member-wise equality.
@@ -193,12 +207,17 @@ struct FetchUrlResultsOutput {
 /// new create whose `previous_response_id` is this response's id and whose input holds a
 /// FunctionCallOutput with the same `call_id`.
 struct FunctionCall {
+    /// The item's id, when sent.
     std::optional<std::string> id{};
+    /// What the FunctionCallOutput answering this call names.
     std::string call_id{};
+    /// The function called: one of the request's FunctionTool names.
     std::string name{};
     /// The arguments as a JSON text, as the model wrote them (parse with boost::json::parse).
     std::string arguments{};
+    /// The item's own status, when sent.
     std::optional<std::string> status{};
+    /// An opaque value some models send; pass it back unchanged if you echo the call.
     std::optional<std::string> thought_signature{};
 
     /// Member-wise equality.
@@ -236,12 +255,19 @@ inline std::string_view output_type(const OutputItem& item) noexcept {
 
 /// What a response cost, in `currency`.
 struct ResponseCost {
+    /// "USD".
     std::string currency = "USD";
+    /// The cost of the input tokens.
     double input_cost = 0;
+    /// The cost of the output tokens.
     double output_cost = 0;
+    /// Everything the response cost.
     double total_cost = 0;
+    /// The cost of writing the prompt cache, when sent.
     std::optional<double> cache_creation_cost{};
+    /// The cost of reading the prompt cache, when sent.
     std::optional<double> cache_read_cost{};
+    /// The cost of the tools used (searches, fetches), when sent.
     std::optional<double> tool_calls_cost{};
 
     /// Member-wise equality.
@@ -250,9 +276,13 @@ struct ResponseCost {
 
 /// Token counts and cost of a response.
 struct ResponseUsage {
+    /// Tokens read.
     std::int64_t input_tokens = 0;
+    /// Tokens written.
     std::int64_t output_tokens = 0;
+    /// Both together.
     std::int64_t total_tokens = 0;
+    /// What it cost, when sent.
     std::optional<ResponseCost> cost{};
     /// As sent (its shape is not fixed by the contract).
     std::optional<boost::json::object> input_tokens_details{};
@@ -283,9 +313,13 @@ struct Response {
     std::optional<ResponseError> error{};
     /// Why an `incomplete` response stopped, e.g. `{"reason": "max_output_tokens"}`, as sent.
     std::optional<boost::json::object> incomplete_details{};
+    /// Whether it was created in the background (always true from this library).
     std::optional<bool> background{};
+    /// The response this one continues, when it does.
     std::optional<std::string> previous_response_id{};
+    /// Whether the API keeps it for retrieve, when sent.
     std::optional<bool> store{};
+    /// Tokens and cost, once the run has produced output.
     std::optional<ResponseUsage> usage{};
 
     /// True when the status is final (see `is_final(ResponseStatus)`).
@@ -333,6 +367,7 @@ struct Response {
 
 /// The acknowledgement of a cancel: the run stops shortly after, and a later retrieve shows `cancelled`.
 struct CancelAcknowledgement {
+    /// The response being cancelled.
     std::string response_id{};
     /// "cancelling".
     std::string status{};
