@@ -2,6 +2,7 @@
 // outcome of the contract (completed, failed as a 200, cancelled on the server, requires_action,
 // incomplete, unknown statuses, the strict 400 naming its field), cancel-on-abandon, the same I/O-step
 // fault matrix as the Sonar side for create, retrieve, cancel, wait and run, and the key sweep.
+#include "fault_support.hpp"
 #include "test_support.hpp"
 
 #include <doctest/doctest.h>
@@ -19,6 +20,8 @@ using namespace std::chrono_literals;
 using perplexity_sim::Fault;
 using perplexity_sim::Operation;
 using IoStep = px::detail::IoStep;
+using test::error_of;
+using test::FaultScope;
 
 namespace {
 
@@ -26,51 +29,9 @@ px::ResponseRequest ask(std::string input) {
     return px::ResponseRequest{.input = std::move(input), .preset = "medium"};
 }
 
+/// The fault matrix's client settings, with three attempts unless a test says otherwise.
 px::ClientOptions quick(px::ClientOptions options, unsigned attempts = 3) {
-    options.retry.max_attempts = attempts;
-    options.retry.backoff.initial = 1ms;
-    options.retry.backoff.max = 1ms;
-    options.poll = {.backoff = {.initial = 1ms, .growth = 1.0, .max = 1ms, .jitter = 0}, .deadline = 20s};
-    return options;
-}
-
-/// Makes this thread's I/O steps fail as `plan` says, for the lifetime of the scope.
-class FaultScope {
-  public:
-    explicit FaultScope(px::detail::IoFaultPlan& plan) { px::detail::active_io_fault_plan() = &plan; }
-    ~FaultScope() { px::detail::active_io_fault_plan() = nullptr; }
-    FaultScope(const FaultScope&) = delete;
-    FaultScope& operator=(const FaultScope&) = delete;
-};
-
-boost::system::error_code realistic_failure(IoStep step) {
-    namespace error = boost::asio::error;
-    namespace http = boost::beast::http;
-    switch (step) {
-        case IoStep::resolve:
-            return error::host_not_found;
-        case IoStep::connect:
-            return error::connection_refused;
-        case IoStep::tls_handshake:
-            return error::connection_reset;
-        case IoStep::write:
-            return error::broken_pipe;
-        case IoStep::read_header:
-            return http::error::end_of_stream;
-        case IoStep::read_body:
-            return http::error::partial_message;
-        case IoStep::shutdown:
-            return error::not_connected;
-    }
-    return error::fault;
-}
-
-template <class T>
-std::optional<px::Error> error_of(const px::expected<T, px::Error>& result) {
-    if (result) {
-        return std::nullopt;
-    }
-    return result.error();
+    return test::with_attempts(std::move(options), attempts);
 }
 
 }  // namespace
@@ -409,83 +370,65 @@ TEST_SUITE("agent api") {
                 REQUIRE_MESSAGE(!error, px::to_string(*error));
             }
             REQUIRE(trace.steps.size() >= 7);
-            for (std::size_t n = 1; n <= trace.steps.size(); ++n) {
-                const IoStep step = trace.steps[n - 1];
-                for (const auto& injected :
-                     {realistic_failure(step), boost::system::error_code(boost::beast::error::timeout)}) {
-                    for (const unsigned attempts : {1u, 3u}) {
-                        CAPTURE(n);
-                        const std::string step_name = px::detail::to_string(step);
-                        CAPTURE(step_name);
-                        CAPTURE(attempts);
-                        const std::string running = running_response();
-                        const std::size_t created_before = harness.simulator.stats().responses_created;
-                        px::detail::IoFaultPlan plan{.fail_at = {n}, .error = injected};
-                        std::optional<px::Client> client;
-                        client.emplace(harness.io.get_executor(), quick(harness.client_options(), attempts));
-                        std::optional<px::Error> error;
-                        {
-                            FaultScope scope(plan);
-                            error = harness.run(operation.start(*client, running));
-                            if (step == IoStep::shutdown) {
-                                client.reset();
-                            }
-                        }
-                        ++failures_checked;
-                        ++steps_failed[step];
-                        const std::size_t created =
-                            harness.simulator.stats().responses_created - created_before;
-                        // Never a second run: the create has no key, so it is never resent once it may
-                        // have arrived.
-                        CHECK(created <= operation.creates);
+            test::for_each_injected_failure(
+                trace.steps, steps_failed, [&](const test::InjectedFailure& failure) {
+                    const auto& [n, step, injected, attempts] = failure;
+                    const std::string running = running_response();
+                    const std::size_t created_before = harness.simulator.stats().responses_created;
+                    px::detail::IoFaultPlan plan{.fail_at = {n}, .error = injected};
+                    std::optional<px::Client> client;
+                    client.emplace(harness.io.get_executor(), quick(harness.client_options(), attempts));
+                    std::optional<px::Error> error;
+                    {
+                        FaultScope scope(plan);
+                        error = harness.run(operation.start(*client, running));
                         if (step == IoStep::shutdown) {
-                            CHECK_MESSAGE(!error, px::to_string(*error));
-                        } else if (error) {
-                            CHECK(error->kind == (injected == boost::beast::error::timeout
-                                                      ? px::ErrorKind::timeout
-                                                      : px::ErrorKind::transport));
-                            CHECK(error->cause == injected);
-                            CHECK(px::to_string(*error).find("127.0.0.1") != std::string::npos);
-                            const bool request_went_out =
-                                step == IoStep::read_header || step == IoStep::read_body;
-                            if (operation.creates > 0 && !error->job_id) {
-                                CHECK(error->job_may_exist == request_went_out);
-                                CHECK_FALSE(error->idempotency_key.has_value());
-                                if (request_went_out) {
-                                    CHECK(error->message.find("cannot be looked up") != std::string::npos);
-                                } else {
-                                    CHECK(created == 0);
-                                    CHECK(error->message.find("no response was created") !=
-                                          std::string::npos);
-                                }
-                            }
-                            if (name == "get_response" || name == "wait_response") {
-                                CHECK(error->job_id == finished_id);
-                            }
-                            if (name == "cancel_response") {
-                                CHECK(error->job_id == running);
-                            }
-                            if (attempts > 1) {
-                                // Only the create (alone or in a run) may fail despite retries.
-                                CHECK(operation.creates > 0);
-                            }
-                        } else if (operation.creates > 0) {
-                            CHECK(created == 1);
-                        }
-                        if (client) {
-                            auto after = harness.run(client->get_response(finished_id));
-                            CHECK_MESSAGE(after.has_value(), px::to_string(after.error()));
+                            client.reset();
                         }
                     }
-                }
-            }
+                    ++failures_checked;
+                    const std::size_t created = harness.simulator.stats().responses_created - created_before;
+                    // Never a second run: the create has no key, so it is never resent once it may
+                    // have arrived.
+                    CHECK(created <= operation.creates);
+                    if (step == IoStep::shutdown) {
+                        CHECK_MESSAGE(!error, px::to_string(*error));
+                    } else if (error) {
+                        CHECK(error->kind == test::kind_for(injected));
+                        CHECK(error->cause == injected);
+                        CHECK(px::to_string(*error).find("127.0.0.1") != std::string::npos);
+                        const bool request_went_out =
+                            step == IoStep::read_header || step == IoStep::read_body;
+                        if (operation.creates > 0 && !error->job_id) {
+                            CHECK(error->job_may_exist == request_went_out);
+                            CHECK_FALSE(error->idempotency_key.has_value());
+                            if (request_went_out) {
+                                CHECK(error->message.find("cannot be looked up") != std::string::npos);
+                            } else {
+                                CHECK(created == 0);
+                                CHECK(error->message.find("no response was created") != std::string::npos);
+                            }
+                        }
+                        if (name == "get_response" || name == "wait_response") {
+                            CHECK(error->job_id == finished_id);
+                        }
+                        if (name == "cancel_response") {
+                            CHECK(error->job_id == running);
+                        }
+                        if (attempts > 1) {
+                            // Only the create (alone or in a run) may fail despite retries.
+                            CHECK(operation.creates > 0);
+                        }
+                    } else if (operation.creates > 0) {
+                        CHECK(created == 1);
+                    }
+                    if (client) {
+                        auto after = harness.run(client->get_response(finished_id));
+                        CHECK_MESSAGE(after.has_value(), px::to_string(after.error()));
+                    }
+                });
         }
-        for (const IoStep step : {IoStep::resolve, IoStep::connect, IoStep::tls_handshake, IoStep::write,
-                                  IoStep::read_header, IoStep::read_body, IoStep::shutdown}) {
-            const std::string step_name = px::detail::to_string(step);
-            CAPTURE(step_name);
-            CHECK(steps_failed[step] > 0);
-        }
+        test::check_every_step_failed(steps_failed);
         MESSAGE(failures_checked << " injected failures checked");
     }
 

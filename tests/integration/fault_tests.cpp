@@ -1,6 +1,7 @@
 // Faults: every I/O step of every operation made to fail in turn, and servers that break the protocol
 // in each way a real one or a proxy can. Whatever happens, an operation ends with a result or a clean
 // Error that says what went wrong, no job is lost or created twice, and the client stays usable.
+#include "fault_support.hpp"
 #include "scripted_server.hpp"
 #include "test_support.hpp"
 
@@ -15,56 +16,12 @@ using namespace std::chrono_literals;
 using test::question;
 using test::Script;
 using IoStep = px::detail::IoStep;
+using test::error_of;
+using test::FaultScope;
+using test::kind_for;
+using test::with_attempts;
 
 namespace {
-
-/// Makes this thread's I/O steps fail as `plan` says, for the lifetime of the scope.
-class FaultScope {
-  public:
-    explicit FaultScope(px::detail::IoFaultPlan& plan) { px::detail::active_io_fault_plan() = &plan; }
-    ~FaultScope() { px::detail::active_io_fault_plan() = nullptr; }
-    FaultScope(const FaultScope&) = delete;
-    FaultScope& operator=(const FaultScope&) = delete;
-};
-
-/// What each step's failure looks like on a real network.
-boost::system::error_code realistic_failure(IoStep step) {
-    namespace error = boost::asio::error;
-    namespace http = boost::beast::http;
-    switch (step) {
-        case IoStep::resolve:
-            return error::host_not_found;
-        case IoStep::connect:
-            return error::connection_refused;
-        case IoStep::tls_handshake:
-            return error::connection_reset;
-        case IoStep::write:
-            return error::broken_pipe;
-        case IoStep::read_header:
-            return http::error::end_of_stream;
-        case IoStep::read_body:
-            return http::error::partial_message;
-        case IoStep::shutdown:
-            return error::not_connected;
-    }
-    return error::fault;
-}
-
-px::ClientOptions with_attempts(px::ClientOptions options, unsigned attempts) {
-    options.retry.max_attempts = attempts;
-    options.retry.backoff.initial = 1ms;
-    options.retry.backoff.max = 1ms;
-    options.poll = {.backoff = {.initial = 1ms, .growth = 1.0, .max = 1ms, .jitter = 0}, .deadline = 20s};
-    return options;
-}
-
-template <class T>
-std::optional<px::Error> error_of(const px::expected<T, px::Error>& result) {
-    if (result) {
-        return std::nullopt;
-    }
-    return result.error();
-}
 
 /// One operation under test; the result is its Error, if it failed.
 struct TestedOperation {
@@ -105,12 +62,6 @@ std::vector<TestedOperation> operations_on(const std::string& existing_job) {
     };
 }
 
-/// The kind of Error a failed step must give. A reset during the TLS handshake is a network failure,
-/// not a TLS refusal, so it is transport (and retryable) like the others.
-px::ErrorKind kind_for(const boost::system::error_code& injected) {
-    return injected == boost::beast::error::timeout ? px::ErrorKind::timeout : px::ErrorKind::transport;
-}
-
 }  // namespace
 
 TEST_SUITE("fail at step n") {
@@ -140,97 +91,80 @@ TEST_SUITE("fail at step n") {
             CHECK(trace.steps.front() == IoStep::resolve);
             CHECK(trace.steps.back() == IoStep::shutdown);
 
-            for (std::size_t n = 1; n <= trace.steps.size(); ++n) {
-                const IoStep step = trace.steps[n - 1];
-                for (const auto& injected :
-                     {realistic_failure(step), boost::system::error_code(boost::beast::error::timeout)}) {
-                    for (const unsigned attempts : {1u, 3u}) {
-                        CAPTURE(n);
-                        const std::string step_name = px::detail::to_string(step);
-                        CAPTURE(step_name);
-                        const std::string injected_name = injected.message();
-                        CAPTURE(injected_name);
-                        CAPTURE(attempts);
-                        const std::size_t jobs_before = harness.simulator.stats().jobs_created;
-                        px::detail::IoFaultPlan plan{.fail_at = {n}, .error = injected};
-                        std::optional<px::Client> client;
-                        client.emplace(harness.io.get_executor(),
-                                       with_attempts(harness.client_options(), attempts));
-                        std::optional<px::Error> error;
-                        {
-                            FaultScope scope(plan);
-                            error = harness.run(operation.start(*client));
-                            if (step == IoStep::shutdown) {
-                                client.reset();  // closing is the step that fails
-                            }
-                        }
-                        REQUIRE(plan.steps.size() >= n);
-                        ++failures_checked;
-                        ++steps_failed[step];
-                        const std::size_t jobs_created = harness.simulator.stats().jobs_created - jobs_before;
-                        CHECK(jobs_created <= operation.creates);
-
+            test::for_each_injected_failure(
+                trace.steps, steps_failed, [&](const test::InjectedFailure& failure) {
+                    const auto& [n, step, injected, attempts] = failure;
+                    const std::size_t jobs_before = harness.simulator.stats().jobs_created;
+                    px::detail::IoFaultPlan plan{.fail_at = {n}, .error = injected};
+                    std::optional<px::Client> client;
+                    client.emplace(harness.io.get_executor(),
+                                   with_attempts(harness.client_options(), attempts));
+                    std::optional<px::Error> error;
+                    {
+                        FaultScope scope(plan);
+                        error = harness.run(operation.start(*client));
                         if (step == IoStep::shutdown) {
-                            // Closing is best effort: a failed shutdown must change nothing.
-                            CHECK_MESSAGE(!error, px::to_string(*error));
-                        } else if (error) {
-                            CHECK(error->kind == kind_for(injected));
-                            CHECK(error->cause == injected);
-                            CHECK(!error->message.empty());
-                            CHECK(px::to_string(*error).find("127.0.0.1") != std::string::npos);
-                            if (std::string_view(operation.name) == "get" ||
-                                std::string_view(operation.name) == "wait") {
-                                CHECK(error->job_id == existing_job);
-                            }
-                            const bool request_went_out =
-                                step == IoStep::read_header || step == IoStep::read_body;
-                            if (std::string_view(operation.name) == "run" && !error->job_id) {
-                                // Without the job id, the Error says what the attempts showed: a job
-                                // may exist (and the key picks it up), or provably none was made.
-                                const bool names_key =
-                                    error->message.find("idempotency_key") != std::string::npos;
-                                CHECK(error->idempotency_key.has_value());
-                                CHECK(error->job_may_exist == request_went_out);
-                                CHECK(names_key == error->job_may_exist);
-                                if (error->job_may_exist) {
-                                    CHECK(jobs_created <= 1);
-                                } else {
-                                    CHECK(jobs_created == 0);
-                                    CHECK(error->message.find("no job was created") != std::string::npos);
-                                }
-                            }
-                            if (std::string_view(operation.name).starts_with("create") && !error->job_id) {
-                                // Once the request went out a job may exist, and the Error must say so.
-                                CHECK(error->job_may_exist == request_went_out);
-                                if (!request_went_out) {
-                                    CHECK(jobs_created == 0);
-                                } else if (std::string_view(operation.name) == "create") {
-                                    CHECK(error->message.find("may have acted") != std::string::npos);
-                                }
-                            }
-                            if (attempts > 1) {
-                                CHECK(operation.may_fail_with_retries);
-                            }
-                        } else if (operation.creates > 0) {
-                            CHECK(jobs_created == 1);
-                        }
-
-                        // Usable afterwards, with the faults gone.
-                        if (client) {
-                            auto after = harness.run(client->get(existing_job));
-                            CHECK_MESSAGE(after.has_value(), px::to_string(after.error()));
+                            client.reset();  // closing is the step that fails
                         }
                     }
-                }
-            }
+                    REQUIRE(plan.steps.size() >= n);
+                    ++failures_checked;
+                    const std::size_t jobs_created = harness.simulator.stats().jobs_created - jobs_before;
+                    CHECK(jobs_created <= operation.creates);
+
+                    if (step == IoStep::shutdown) {
+                        // Closing is best effort: a failed shutdown must change nothing.
+                        CHECK_MESSAGE(!error, px::to_string(*error));
+                    } else if (error) {
+                        CHECK(error->kind == kind_for(injected));
+                        CHECK(error->cause == injected);
+                        CHECK(!error->message.empty());
+                        CHECK(px::to_string(*error).find("127.0.0.1") != std::string::npos);
+                        if (std::string_view(operation.name) == "get" ||
+                            std::string_view(operation.name) == "wait") {
+                            CHECK(error->job_id == existing_job);
+                        }
+                        const bool request_went_out =
+                            step == IoStep::read_header || step == IoStep::read_body;
+                        if (std::string_view(operation.name) == "run" && !error->job_id) {
+                            // Without the job id, the Error says what the attempts showed: a job
+                            // may exist (and the key picks it up), or provably none was made.
+                            const bool names_key =
+                                error->message.find("idempotency_key") != std::string::npos;
+                            CHECK(error->idempotency_key.has_value());
+                            CHECK(error->job_may_exist == request_went_out);
+                            CHECK(names_key == error->job_may_exist);
+                            if (error->job_may_exist) {
+                                CHECK(jobs_created <= 1);
+                            } else {
+                                CHECK(jobs_created == 0);
+                                CHECK(error->message.find("no job was created") != std::string::npos);
+                            }
+                        }
+                        if (std::string_view(operation.name).starts_with("create") && !error->job_id) {
+                            // Once the request went out a job may exist, and the Error must say so.
+                            CHECK(error->job_may_exist == request_went_out);
+                            if (!request_went_out) {
+                                CHECK(jobs_created == 0);
+                            } else if (std::string_view(operation.name) == "create") {
+                                CHECK(error->message.find("may have acted") != std::string::npos);
+                            }
+                        }
+                        if (attempts > 1) {
+                            CHECK(operation.may_fail_with_retries);
+                        }
+                    } else if (operation.creates > 0) {
+                        CHECK(jobs_created == 1);
+                    }
+
+                    // Usable afterwards, with the faults gone.
+                    if (client) {
+                        auto after = harness.run(client->get(existing_job));
+                        CHECK_MESSAGE(after.has_value(), px::to_string(after.error()));
+                    }
+                });
         }
-        // Every kind of step was made to fail, in some operation.
-        for (const IoStep step : {IoStep::resolve, IoStep::connect, IoStep::tls_handshake, IoStep::write,
-                                  IoStep::read_header, IoStep::read_body, IoStep::shutdown}) {
-            const std::string step_name = px::detail::to_string(step);
-            CAPTURE(step_name);
-            CHECK(steps_failed[step] > 0);
-        }
+        test::check_every_step_failed(steps_failed);
         MESSAGE(failures_checked << " injected failures checked");
     }
 
