@@ -122,7 +122,7 @@ class Client {
     /// `ErrorKind::http_status` with status 404; an answer about another job is `ErrorKind::decode`; an
     /// empty id is `ErrorKind::invalid_argument`. Every other Error carries `job_id`.
     boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
-        return engine_.get(std::move(job_id));
+        return engine_.get<detail::SonarJobs>(std::move(job_id));
     }
 
     /// Fetches one page of the job list, newest first. `limit` is the page size (the API's default when
@@ -147,7 +147,7 @@ class Client {
     /// The first poll is made at once; polls share a pacing state with `get` and `list` (a 429 pauses
     /// them all). `options.on_progress` sees each poll, status change, retry and sleep.
     boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options = {}) {
-        return engine_.wait(std::move(job_id), std::move(options));
+        return engine_.wait<detail::SonarJobs>(std::move(job_id), std::move(options));
     }
 
     /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
@@ -185,7 +185,7 @@ class Client {
     /// unknown id (or one created with store = false) is `http_status` 404; an answer about another
     /// response is `decode`. Every Error carries the id in `job_id`.
     boost::asio::awaitable<expected<Response, Error>> get_response(std::string response_id) {
-        return engine_.get_response(std::move(response_id));
+        return engine_.get<detail::AgentResponses>(std::move(response_id));
     }
 
     /// Asks the server to cancel a running response (`POST /v1/responses/{id}/cancel`). Asynchronous: the
@@ -206,7 +206,7 @@ class Client {
     /// `Error::response`; with `options.cancel_on_abandon`, the run is then also cancelled on the server.
     boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id,
                                                                     ResponseWaitOptions options = {}) {
-        return engine_.wait_response(std::move(response_id), std::move(options));
+        return engine_.wait<detail::AgentResponses>(std::move(response_id), std::move(options));
     }
 
     /// Creates a background response and waits for it: `create_response`, then `wait_response`, under one

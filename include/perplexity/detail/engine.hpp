@@ -48,6 +48,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace perplexity::detail {
@@ -91,14 +92,16 @@ class Engine {
         co_return created(outcome, idempotency_key);
     }
 
-    boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
+    /// `get` (SonarJobs) and `get_response` (AgentResponses).
+    template <class Vocabulary>
+    boost::asio::awaitable<expected<typename Vocabulary::Item, Error>> get(std::string id) {
         const OperationInProgress in_progress(pool());
-        if (auto invalid = check_job_id(job_id)) {
+        if (auto invalid = check_id(id, Vocabulary::noun)) {
             co_return unexpected(std::move(*invalid));
         }
-        const HttpRequest http_request = configuration_.requests.get(job_id);
-        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, job_id);
-        co_return fetched_job(outcome, job_id);
+        const HttpRequest http_request = poll_request<Vocabulary>(id);
+        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, id);
+        co_return fetched<Vocabulary>(outcome, id);
     }
 
     boost::asio::awaitable<expected<JobPage, Error>> list(std::optional<std::size_t> limit,
@@ -115,14 +118,18 @@ class Engine {
         co_return read_response<JobPage>(*outcome.response, "job list", std::nullopt, options_.api_key);
     }
 
-    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options) {
+    /// `wait` (SonarJobs) and `wait_response` (AgentResponses).
+    template <class Vocabulary>
+    boost::asio::awaitable<expected<typename Vocabulary::Item, Error>> wait(
+        std::string id, typename Vocabulary::Options options) {
         const OperationInProgress in_progress(pool());
         // Tested as a bool here, so that no Error takes room in this frame for the whole wait.
-        if (check_job_id(job_id).has_value()) {
-            co_return unexpected(*check_job_id(job_id));
+        if (check_id(id, Vocabulary::noun).has_value()) {
+            co_return unexpected(*check_id(id, Vocabulary::noun));
         }
         const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
-        WaitMachine machine(policy, Clock::now() + policy.deadline, std::move(job_id));
+        BasicWaitMachine<Vocabulary> machine(policy, Clock::now() + policy.deadline, std::move(id),
+                                             Vocabulary::cancels_on_abandon(options));
         co_await poll_until_final(machine, machine.start(), options);
         co_return std::move(machine).result();
     }
@@ -151,19 +158,9 @@ class Engine {
         co_return created_response(outcome);
     }
 
-    boost::asio::awaitable<expected<Response, Error>> get_response(std::string response_id) {
-        const OperationInProgress in_progress(pool());
-        if (auto invalid = check_response_id(response_id)) {
-            co_return unexpected(std::move(*invalid));
-        }
-        const HttpRequest http_request = configuration_.requests.get_response(response_id);
-        auto outcome = co_await execute(poll_pacer_, http_request, true, no_deadline(), nullptr, response_id);
-        co_return fetched<AgentResponses>(outcome, response_id);
-    }
-
     boost::asio::awaitable<expected<CancelAcknowledgement, Error>> cancel_response(std::string response_id) {
         const OperationInProgress in_progress(pool());
-        if (auto invalid = check_response_id(response_id)) {
+        if (auto invalid = check_id(response_id, AgentResponses::noun)) {
             co_return unexpected(std::move(*invalid));
         }
         const HttpRequest http_request = configuration_.requests.cancel_response(response_id);
@@ -172,24 +169,12 @@ class Engine {
         co_return cancel_result(outcome, response_id);
     }
 
-    boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id,
-                                                                    ResponseWaitOptions options) {
-        const OperationInProgress in_progress(pool());
-        if (check_response_id(response_id).has_value()) {
-            co_return unexpected(*check_response_id(response_id));
-        }
-        const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
-        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, std::move(response_id),
-                                    options.cancel_on_abandon);
-        co_await poll_until_final(machine, machine.start(), options);
-        co_return std::move(machine).result();
-    }
-
     boost::asio::awaitable<expected<Response, Error>> run_response(std::unique_ptr<ResponseRequest> request,
                                                                    ResponseWaitOptions options) {
         const OperationInProgress in_progress(pool());
         const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
-        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, {}, options.cancel_on_abandon);
+        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, {},
+                                    AgentResponses::cancels_on_abandon(options));
         const ResponseWaitStep first = co_await create_response_for_run(std::move(request), machine, options);
         co_await poll_until_final(machine, first, options);
         co_return std::move(machine).result();
@@ -233,17 +218,23 @@ class Engine {
 
     expected<CancelAcknowledgement, Error> cancel_result(RequestOutcome& outcome,
                                                          const std::string& id) const {
+        auto acknowledged = read_about<CancelAcknowledgement>(outcome, "cancel acknowledgement", id);
+        if (!acknowledged) {
+            explain_cancel_refusal(acknowledged.error(), id);
+        }
+        return acknowledged;
+    }
+
+    /// The body of an answer about job (or response) `id`, or an Error carrying the id.
+    template <class T>
+    expected<T, Error> read_about(RequestOutcome& outcome, std::string_view what,
+                                  const std::string& id) const {
         if (!outcome.response) {
             Error error = std::move(outcome.response).error();
             error.job_id = id;
             return unexpected(std::move(error));
         }
-        auto acknowledged = read_response<CancelAcknowledgement>(*outcome.response, "cancel acknowledgement",
-                                                                 id, options_.api_key);
-        if (!acknowledged) {
-            explain_cancel_refusal(acknowledged.error(), id);
-        }
-        return acknowledged;
+        return read_response<T>(*outcome.response, what, id, options_.api_key);
     }
 
     static void point_at(Event& event, const Job* job) noexcept { event.job = job; }
@@ -319,21 +310,11 @@ class Engine {
     /// A get's answer: the job (or response) asked for, or an Error carrying its id.
     template <class Vocabulary>
     expected<typename Vocabulary::Item, Error> fetched(RequestOutcome& outcome, const std::string& id) const {
-        if (!outcome.response) {
-            Error error = std::move(outcome.response).error();
-            error.job_id = id;
-            return unexpected(std::move(error));
-        }
-        auto item = read_response<typename Vocabulary::Item>(*outcome.response, Vocabulary::noun, id,
-                                                             options_.api_key);
+        auto item = read_about<typename Vocabulary::Item>(outcome, Vocabulary::noun, id);
         if (item && item->id != id) {
             return unexpected(Vocabulary::answered_about_another(id, item->id));
         }
         return item;
-    }
-
-    expected<Job, Error> fetched_job(RequestOutcome& outcome, const std::string& job_id) const {
-        return fetched<SonarJobs>(outcome, job_id);
     }
 
     /// The wait of `wait` and `run` (and of their Agent API twins), from the machine's `step` on: sleeps
@@ -392,7 +373,7 @@ class Engine {
 
     template <class Vocabulary>
     HttpRequest poll_request(const std::string& id) const {
-        if constexpr (Vocabulary::can_cancel_on_server) {
+        if constexpr (std::is_same_v<typename Vocabulary::Item, Response>) {
             return configuration_.requests.get_response(id);
         } else {
             return configuration_.requests.get(id);

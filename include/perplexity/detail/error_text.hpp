@@ -251,31 +251,24 @@ inline void note_response_create_attempts(Error& error, bool may_have_acted) {
     }
 }
 
-inline Error with_response(Error error, const Response& response) {
+/// An ending of `response` as an Error of `kind`, carrying the API's `error` object and the response.
+inline Error response_ended(ErrorKind kind, std::string message, const Response& response) {
+    Error error{.kind = kind, .message = std::move(message), .job_id = response.id};
+    if (response.error) {
+        error.api_message = response.error->message;
+        error.api_type = response.error->type.value_or("");
+    }
     error.response = std::make_shared<const Response>(response);
     return error;
 }
 
 inline Error response_failed(const Response& response) {
-    Error error{.kind = ErrorKind::job_failed,
-                .message = "response " + response.id + " failed",
-                .job_id = response.id};
-    if (response.error) {
-        error.api_message = response.error->message;
-        error.api_type = response.error->type.value_or("");
-    }
-    return with_response(std::move(error), response);
+    return response_ended(ErrorKind::job_failed, "response " + response.id + " failed", response);
 }
 
 inline Error response_cancelled_on_server(const Response& response) {
-    Error error{.kind = ErrorKind::response_cancelled,
-                .message = "response " + response.id + " was cancelled on the server",
-                .job_id = response.id};
-    if (response.error) {
-        error.api_message = response.error->message;
-        error.api_type = response.error->type.value_or("");
-    }
-    return with_response(std::move(error), response);
+    return response_ended(ErrorKind::response_cancelled,
+                          "response " + response.id + " was cancelled on the server", response);
 }
 
 inline Error answered_about_another_response(const std::string& asked, const std::string& answered) {

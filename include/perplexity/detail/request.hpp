@@ -81,10 +81,10 @@ inline std::optional<Error> check_create(const ChatRequest& request,
     return std::nullopt;
 }
 
-/// Why `job_id` cannot be asked about, if it cannot.
-inline std::optional<Error> check_job_id(const std::string& job_id) {
-    if (job_id.empty()) {
-        return invalid_argument("the job id is empty");
+/// Why the id of a `noun` ("job" or "response") cannot be asked about, if it cannot.
+inline std::optional<Error> check_id(const std::string& id, std::string_view noun) {
+    if (id.empty()) {
+        return invalid_argument("the " + std::string(noun) + " id is empty");
     }
     return std::nullopt;
 }
@@ -129,14 +129,6 @@ inline std::optional<Error> check_response_create(const ResponseRequest& request
         return invalid_argument(
             "ResponseRequest::store is false, which hides a background response from retrieve: it could "
             "never be polled. Leave store unset");
-    }
-    return std::nullopt;
-}
-
-/// Why `response_id` cannot be asked about, if it cannot.
-inline std::optional<Error> check_response_id(const std::string& response_id) {
-    if (response_id.empty()) {
-        return invalid_argument("the response id is empty");
     }
     return std::nullopt;
 }

@@ -29,13 +29,30 @@ enum class Verdict {
     error,
 };
 
+/// What both APIs' jobs share: a status kept with its text as sent, which only moves forward.
+template <class Item>
+struct ForwardStatus {
+    /// An answer whose status comes before one already seen: a stale read.
+    static bool is_stale(const Item& answer, const Item& latest) noexcept {
+        return is_earlier(answer.status, latest.status);
+    }
+
+    static bool status_differs(const Item& a, const Item& b) noexcept {
+        return a.status != b.status || a.status_text != b.status_text;
+    }
+
+    static const std::string& status_text(const Item& item) noexcept { return item.status_text; }
+};
+
 /// The Sonar async API's jobs: CREATED and IN_PROGRESS run; COMPLETED with its answer is the result;
 /// FAILED, or COMPLETED without an answer, is an Error. No cancel exists on the server.
-struct SonarJobs {
+struct SonarJobs : ForwardStatus<Job> {
     using Item = Job;
     using Options = WaitOptions;
     static constexpr std::string_view noun = "job";
     static constexpr bool can_cancel_on_server = false;
+
+    static bool cancels_on_abandon(const WaitOptions&) noexcept { return false; }
 
     static Verdict verdict(const Job& job) noexcept {
         if (job.status == JobStatus::completed) {
@@ -48,16 +65,6 @@ struct SonarJobs {
     static Error ending(const Job& job) {
         return job.status == JobStatus::failed ? job_failed(job) : completed_without_answer(job);
     }
-
-    static bool is_stale(const Job& answer, const Job& latest) noexcept {
-        return is_earlier(answer.status, latest.status);
-    }
-
-    static bool status_differs(const Job& a, const Job& b) noexcept {
-        return a.status != b.status || a.status_text != b.status_text;
-    }
-
-    static const std::string& status_text(const Job& job) noexcept { return job.status_text; }
 
     static void attach(Error& error, const Job& job) {
         if (!error.job) {
@@ -82,11 +89,15 @@ struct SonarJobs {
 /// does not know (the contract says to tolerate new ones); completed, requires_action (the caller's
 /// turn) and incomplete are the result; failed and cancelled are Errors. They can be cancelled on the
 /// server.
-struct AgentResponses {
+struct AgentResponses : ForwardStatus<Response> {
     using Item = Response;
     using Options = ResponseWaitOptions;
     static constexpr std::string_view noun = "response";
     static constexpr bool can_cancel_on_server = true;
+
+    static bool cancels_on_abandon(const ResponseWaitOptions& options) noexcept {
+        return options.cancel_on_abandon;
+    }
 
     static Verdict verdict(const Response& response) noexcept {
         switch (response.status) {
@@ -109,16 +120,6 @@ struct AgentResponses {
         return response.status == ResponseStatus::cancelled ? response_cancelled_on_server(response)
                                                             : response_failed(response);
     }
-
-    static bool is_stale(const Response& answer, const Response& latest) noexcept {
-        return is_earlier(answer.status, latest.status);
-    }
-
-    static bool status_differs(const Response& a, const Response& b) noexcept {
-        return a.status != b.status || a.status_text != b.status_text;
-    }
-
-    static const std::string& status_text(const Response& response) noexcept { return response.status_text; }
 
     static void attach(Error& error, const Response& response) {
         if (!error.response) {
