@@ -77,6 +77,21 @@ inline std::optional<Error> configure_tls(const ClientOptions& options, boost::a
     return std::nullopt;
 }
 
+/// Why the path option `name` (e.g. "path_prefix") cannot be appended to the base URL's path, if it
+/// cannot; `example` is a usable value.
+inline std::optional<Error> check_path(std::string_view name, const std::string& path,
+                                       std::string_view example) {
+    if (has_control(path, true)) {
+        return invalid_argument("ClientOptions::" + std::string(name) +
+                                " contains a space or a control character");
+    }
+    if (!path.starts_with('/')) {
+        return invalid_argument("ClientOptions::" + std::string(name) + " must start with '/', e.g. \"" +
+                                std::string(example) + "\"");
+    }
+    return std::nullopt;
+}
+
 /// Checks `options` and, for https, loads what `tls` trusts.
 inline expected<Configuration, Error> configure(const ClientOptions& options,
                                                 boost::asio::ssl::context& tls) {
@@ -85,9 +100,11 @@ inline expected<Configuration, Error> configure(const ClientOptions& options,
         return unexpected(
             invalid_argument("ClientOptions::base_url contains a space or a control character"));
     }
-    if (has_control(options.path_prefix, true)) {
-        return unexpected(
-            invalid_argument("ClientOptions::path_prefix contains a space or a control character"));
+    if (auto refused = check_path("path_prefix", options.path_prefix, paths::async_chat_completions)) {
+        return unexpected(std::move(*refused));
+    }
+    if (auto refused = check_path("responses_path", options.responses_path, paths::v1_responses)) {
+        return unexpected(std::move(*refused));
     }
     if (has_control(options.user_agent, false)) {
         return unexpected(invalid_argument("ClientOptions::user_agent contains a control character"));
@@ -106,15 +123,6 @@ inline expected<Configuration, Error> configure(const ClientOptions& options,
     }
     if (options.max_connections == 0) {
         return unexpected(invalid_argument("ClientOptions::max_connections must be at least 1"));
-    }
-    if (!options.responses_path.starts_with('/') || has_control(options.responses_path, true)) {
-        return unexpected(invalid_argument(
-            "ClientOptions::responses_path must start with '/' and hold no space or control character, e.g. "
-            "\"/v1/responses\""));
-    }
-    if (!options.path_prefix.starts_with('/')) {
-        return unexpected(invalid_argument(
-            "ClientOptions::path_prefix must start with '/', e.g. \"/async/chat/completions\""));
     }
     if (origin->tls) {
         if (auto refused = configure_tls(options, tls)) {
