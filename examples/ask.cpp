@@ -81,13 +81,9 @@ exit codes: 0 completed (with --api agent, also a response that ended incomplete
             model called a function tool; the pending calls are printed)
 )";
 
-enum class Api { sonar, agent };
-
 struct Arguments {
     examples::ConnectionFlags connection{};
-    Api api = Api::sonar;
-    std::optional<std::string> model{};
-    std::optional<std::string> preset{};
+    examples::ApiFlags api{};
     bool cancel_on_abandon = false;
     std::chrono::seconds deadline{1800};
     bool json = false;
@@ -103,17 +99,8 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         bool bad = false;
         if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, completed, bad)) {
             // handled
-        } else if (word == "--api") {
-            const auto api = flags.value();
-            bad = !api || (*api != "sonar" && *api != "agent");
-            if (api && bad) {
-                std::cerr << "ask: --api takes sonar or agent, not '" << *api << "'\n";
-            }
-            arguments.api = api == "agent" ? Api::agent : Api::sonar;
-        } else if (word == "--model" || word == "--preset") {
-            const auto value = flags.value();
-            bad = !value;
-            (word == "--model" ? arguments.model : arguments.preset) = value;
+        } else if (arguments.api.parse(flags, bad)) {
+            // handled
         } else if (word == "--cancel-on-abandon") {
             arguments.cancel_on_abandon = true;
         } else if (word == "--deadline") {
@@ -135,10 +122,12 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             return std::nullopt;
         }
     }
-    if (arguments.api == Api::sonar && (arguments.preset || arguments.cancel_on_abandon)) {
-        // The Sonar API has neither presets nor a cancel.
-        std::cerr << "ask: " << (arguments.preset ? "--preset" : "--cancel-on-abandon")
-                  << " needs --api agent\n";
+    if (!arguments.api.consistent("ask")) {
+        return std::nullopt;
+    }
+    if (!arguments.api.agent && arguments.cancel_on_abandon) {
+        // The Sonar API has no cancel.
+        std::cerr << "ask: --cancel-on-abandon needs --api agent\n";
         return std::nullopt;
     }
     if (arguments.question.empty()) {
@@ -233,8 +222,7 @@ int report_error(const px::Error& error) {
 }
 
 asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
-    px::ChatRequest request{.model = arguments.model.value_or("sonar-deep-research"),
-                            .messages = {{.role = "user", .content = arguments.question}}};
+    const px::ChatRequest request = arguments.api.sonar_request(arguments.question);
     auto job = co_await client.run(request, {.poll = poll, .on_progress = print_progress});
     if (!job) {
         const px::Error& error = job.error();
@@ -261,8 +249,7 @@ asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, p
 }
 
 asio::awaitable<int> ask_agent(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
-    px::ResponseRequest request =
-        examples::agent_request(arguments.model, arguments.preset, arguments.question);
+    px::ResponseRequest request = arguments.api.agent_request(arguments.question);
     auto response = co_await client.run_response(
         std::move(request),
         {.poll = poll, .on_progress = print_progress, .cancel_on_abandon = arguments.cancel_on_abandon});
@@ -325,7 +312,7 @@ asio::awaitable<int> ask_agent(px::Client& client, const Arguments& arguments, p
 asio::awaitable<int> ask(px::Client& client, const Arguments& arguments) {
     px::PollPolicy poll = client.options().poll;  // --poll-interval is already in it
     poll.deadline = arguments.deadline;
-    if (arguments.api == Api::agent) {
+    if (arguments.api.agent) {
         co_return co_await ask_agent(client, arguments, poll);
     }
     co_return co_await ask_sonar(client, arguments, poll);

@@ -115,9 +115,7 @@ struct Arguments {
     std::size_t concurrency = 4;
     unsigned creates_per_minute = 0;
     std::optional<std::chrono::seconds> deadline{};
-    bool agent = false;
-    std::optional<std::string> model{};
-    std::optional<std::string> preset{};
+    examples::ApiFlags api{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -136,17 +134,8 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
                  : word == "--out" ? arguments.out
                                    : arguments.journal) = *value;
             }
-        } else if (word == "--model" || word == "--preset") {
-            const auto value = flags.value();
-            bad = !value;
-            (word == "--model" ? arguments.model : arguments.preset) = value;
-        } else if (word == "--api") {
-            const auto api = flags.value();
-            bad = !api || (*api != "sonar" && *api != "agent");
-            if (api && bad) {
-                std::cerr << "batch: --api takes sonar or agent, not '" << *api << "'\n";
-            }
-            arguments.agent = api == "agent";
+        } else if (arguments.api.parse(flags, bad)) {
+            // handled
         } else if (word == "--concurrency") {
             const auto n = flags.number(1, 10000);
             bad = !n;
@@ -171,8 +160,7 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         std::cerr << "batch: --in and --out are required\n";
         return std::nullopt;
     }
-    if (arguments.preset && !arguments.agent) {
-        std::cerr << "batch: --preset needs --api agent\n";
+    if (!arguments.api.consistent("batch")) {
         return std::nullopt;
     }
     if (arguments.journal.empty()) {
@@ -464,7 +452,7 @@ class Batch {
             // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional
             // expression.
             Outcome outcome = Outcome::unfinished;
-            if (arguments_.agent) {
+            if (arguments_.api.agent) {
                 outcome = co_await answer_agent(question, slots_[slot], news);
             } else {
                 outcome = co_await answer(question, slots_[slot], news);
@@ -559,10 +547,7 @@ class Batch {
                 progress_.say(question.id + ": created job " + job.id);
             };
             result = co_await cancellable(
-                client_.run(examples::question_request(arguments_.model.value_or("sonar-deep-research"),
-                                                       question.text),
-                            std::move(options)),
-                cancel);
+                client_.run(arguments_.api.sonar_request(question.text), std::move(options)), cancel);
         }
         co_return record(question, result, news);
     }
@@ -607,9 +592,7 @@ class Batch {
                 progress_.say(question.id + ": created response " + response.id);
             };
             result = co_await cancellable(
-                client_.run_response(
-                    examples::agent_request(arguments_.model, arguments_.preset, question.text),
-                    std::move(options)),
+                client_.run_response(arguments_.api.agent_request(question.text), std::move(options)),
                 cancel);
             if (!result && !result.error().job_id && !result.error().job_may_exist) {
                 // The create provably made no response: a rerun may send it again.
@@ -696,7 +679,7 @@ class Batch {
         }
         if (error.kind == px::ErrorKind::wait_deadline) {
             ++deadline_unfinished_;
-            news = "deadline passed; " + std::string(arguments_.agent ? "response " : "job ") +
+            news = "deadline passed; " + std::string(arguments_.api.agent ? "response " : "job ") +
                    error.job_id.value_or("?") + " left for the next run";
         } else if (error.kind != px::ErrorKind::cancelled) {
             ++error_unfinished_;
@@ -764,7 +747,7 @@ int main(int argc, char** argv) {
         journal->lock_exclusively();
         out.emplace(arguments->out);
         const std::map<std::string, std::string> answered = read_answered(arguments->out);
-        journal_entries = read_journal(arguments->journal, arguments->agent);
+        journal_entries = read_journal(arguments->journal, arguments->api.agent);
         for (Question& question : questions) {
             const auto it = answered.find(question.id);
             if (it == answered.end()) {

@@ -54,7 +54,10 @@ class Flags {
         return parsed;
     }
 
-    void unknown() const { std::cerr << program_ << ": unknown option " << word() << "\n"; }
+    void unknown() const { complain("unknown option " + std::string(word())); }
+
+    /// Says what is wrong on stderr, prefixed with the program's name.
+    void complain(std::string_view problem) const { std::cerr << program_ << ": " << problem << "\n"; }
 
   private:
     std::string_view program_;
@@ -184,5 +187,53 @@ inline px::ResponseRequest agent_request(const std::optional<std::string>& model
     }
     return request;
 }
+
+/// Which API a program asks, and what runs there: `--api sonar|agent`, `--model` and `--preset`.
+struct ApiFlags {
+    /// --api agent: Agent API background responses; otherwise Sonar async jobs.
+    bool agent = false;
+    std::optional<std::string> model{};
+    std::optional<std::string> preset{};
+
+    /// Handles the flag under the cursor if it is one of these. Returns false when it is not; sets
+    /// `bad` when it is but its value is unusable.
+    bool parse(Flags& flags, bool& bad) {
+        const std::string_view word = flags.word();
+        if (word == "--api") {
+            const auto api = flags.value();
+            bad = !api || (*api != "sonar" && *api != "agent");
+            if (api && bad) {
+                flags.complain("--api takes sonar or agent, not '" + *api + "'");
+            }
+            agent = api == "agent";
+        } else if (word == "--model" || word == "--preset") {
+            const auto value = flags.value();
+            bad = !value;
+            (word == "--model" ? model : preset) = value;
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    /// Whether the flags go together (the Sonar API has no presets); says why not on stderr.
+    bool consistent(std::string_view program) const {
+        if (preset && !agent) {
+            std::cerr << program << ": --preset needs --api agent\n";
+            return false;
+        }
+        return true;
+    }
+
+    /// The Sonar request for `question`: --model, by default sonar-deep-research.
+    px::ChatRequest sonar_request(std::string question) const {
+        return question_request(model.value_or("sonar-deep-research"), std::move(question));
+    }
+
+    /// The Agent API request for `question` (see `agent_request`).
+    px::ResponseRequest agent_request(std::string question) const {
+        return examples::agent_request(model, preset, std::move(question));
+    }
+};
 
 }  // namespace examples

@@ -93,9 +93,7 @@ struct Arguments {
     std::size_t keep_finished = 1000;
     unsigned creates_per_minute = 0;
     std::chrono::seconds deadline{1800};
-    bool agent = false;
-    std::optional<std::string> model{};
-    std::optional<std::string> preset{};
+    examples::ApiFlags api{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -110,17 +108,8 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             const auto value = flags.value();
             bad = !value;
             arguments.listen = value.value_or("");
-        } else if (word == "--model" || word == "--preset") {
-            const auto value = flags.value();
-            bad = !value;
-            (word == "--model" ? arguments.model : arguments.preset) = value;
-        } else if (word == "--api") {
-            const auto api = flags.value();
-            bad = !api || (*api != "sonar" && *api != "agent");
-            if (api && bad) {
-                std::cerr << "service: --api takes sonar or agent, not '" << *api << "'\n";
-            }
-            arguments.agent = api == "agent";
+        } else if (arguments.api.parse(flags, bad)) {
+            // handled
         } else if (word == "--max-in-flight" || word == "--max-body" || word == "--max-connections" ||
                    word == "--keep-finished") {
             const auto n = flags.number(1);
@@ -146,8 +135,7 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             return std::nullopt;
         }
     }
-    if (arguments.preset && !arguments.agent) {
-        std::cerr << "service: --preset needs --api agent\n";
+    if (!arguments.api.consistent("service")) {
         return std::nullopt;
     }
     return arguments;
@@ -375,7 +363,7 @@ class Service {
         if (const auto header = request.find("idempotency-key"); header != request.end()) {
             key = std::string(header->value());
         }
-        if (arguments_.agent && key) {
+        if (arguments_.api.agent && key) {
             // The service stands in for the idempotency key the Agent API does not have.
             if (const auto known = agent_keys_.find(*key); known != agent_keys_.end()) {
                 if (!known->second) {
@@ -395,19 +383,19 @@ class Service {
         const std::string text(question->as_string());
 
         ++in_flight_;  // counted from now, so concurrent POSTs cannot overshoot the limit while creating
-        if (arguments_.agent && key) {
+        if (arguments_.api.agent && key) {
             agent_keys_.emplace(*key, std::nullopt);  // a create under way
         }
         const auto cancel = cancellations_.add();
         // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional expression.
         px::expected<Created, px::Error> created = px::unexpected(px::Error{});
-        if (arguments_.agent) {
+        if (arguments_.api.agent) {
             created = co_await create_response(text, cancel->slot());
         } else {
             created = co_await create_job(text, key, cancel->slot());
         }
         cancellations_.remove(cancel);
-        if (arguments_.agent && key) {
+        if (arguments_.api.agent && key) {
             if (created) {
                 agent_keys_[*key] = created->id;
             } else {
@@ -421,7 +409,7 @@ class Service {
                 error_response(error.kind == px::ErrorKind::rate_limited ? http::status::service_unavailable
                                                                          : http::status::bad_gateway,
                                std::string("the API did not create the ") +
-                                   (arguments_.agent ? "response: " : "job: ") + px::to_string(error));
+                                   (arguments_.api.agent ? "response: " : "job: ") + px::to_string(error));
             if (error.kind == px::ErrorKind::rate_limited) {
                 response.set(http::field::retry_after, "5");
             }
@@ -440,8 +428,8 @@ class Service {
             --in_flight_;
         } else {
             questions_[id] = Question{
-                .text = text, .status = created->status, .key = arguments_.agent ? key : std::nullopt};
-            if (arguments_.agent) {
+                .text = text, .status = created->status, .key = arguments_.api.agent ? key : std::nullopt};
+            if (arguments_.api.agent) {
                 wait_for_response(id);
             } else {
                 wait_in_background(id);
@@ -454,11 +442,8 @@ class Service {
     asio::awaitable<px::expected<Created, px::Error>> create_job(const std::string& text,
                                                                  const std::optional<std::string>& key,
                                                                  asio::cancellation_slot slot) {
-        auto job = co_await asio::co_spawn(
-            io_,
-            client_.create(examples::question_request(arguments_.model.value_or("sonar-deep-research"), text),
-                           key),
-            asio::bind_cancellation_slot(slot, asio::use_awaitable));
+        auto job = co_await asio::co_spawn(io_, client_.create(arguments_.api.sonar_request(text), key),
+                                           asio::bind_cancellation_slot(slot, asio::use_awaitable));
         if (!job) {
             co_return px::unexpected(std::move(job).error());
         }
@@ -469,9 +454,9 @@ class Service {
     /// made a response is answered 502 with the library's message, which says so.
     asio::awaitable<px::expected<Created, px::Error>> create_response(const std::string& text,
                                                                       asio::cancellation_slot slot) {
-        auto response = co_await asio::co_spawn(
-            io_, client_.create_response(examples::agent_request(arguments_.model, arguments_.preset, text)),
-            asio::bind_cancellation_slot(slot, asio::use_awaitable));
+        auto response =
+            co_await asio::co_spawn(io_, client_.create_response(arguments_.api.agent_request(text)),
+                                    asio::bind_cancellation_slot(slot, asio::use_awaitable));
         if (!response) {
             co_return px::unexpected(std::move(response).error());
         }
