@@ -44,21 +44,17 @@ inline Response json_response(http::status status, const boost::json::value& bod
     return res;
 }
 
-// The envelope the real API uses for 400, 401, 404 and 429.
-inline Response error_response(http::status status, std::string_view message, std::string_view type) {
+// The envelope the real API uses for 400, 401, 404 and 429; the Agent API adds the field a 400 is about
+// as `param`.
+inline Response error_response(http::status status, std::string_view message, std::string_view type,
+                               std::string_view param = {}) {
     boost::json::object error{{"message", message},
                               {"type", type},
                               {"code", static_cast<std::int64_t>(static_cast<unsigned>(status))}};
-    return json_response(status, boost::json::object{{"error", std::move(error)}});
-}
-
-// The Agent API's 400 for a create it refuses: the envelope plus the field it is about.
-inline Response invalid_request_response(const RequestProblem& problem) {
-    boost::json::object error{{"message", problem.message}, {"type", "invalid_request"}, {"code", 400}};
-    if (!problem.param.empty()) {
-        error["param"] = problem.param;
+    if (!param.empty()) {
+        error["param"] = param;
     }
-    return json_response(http::status::bad_request, boost::json::object{{"error", std::move(error)}});
+    return json_response(status, boost::json::object{{"error", std::move(error)}});
 }
 
 inline Response validation_response(const std::vector<FieldError>& errors) {
@@ -235,7 +231,8 @@ class Api {
     Response create_response(const std::string& body) {
         auto parsed = AgentRequestParser::parse(body);
         if (const auto* problem = std::get_if<RequestProblem>(&parsed)) {
-            return invalid_request_response(*problem);
+            return error_response(http::status::bad_request, problem->message, "invalid_request",
+                                  problem->param);
         }
         StoredResponse& response = responses_.create(std::move(std::get<AgentRequest>(parsed)));
         return json_response(http::status::ok, ResponseStore::to_json(response));
