@@ -329,13 +329,19 @@ class Engine {
         boost::asio::steady_timer timer(executor_);
         while (step.action != Step::Action::finish) {
             try {
-                if (step.action == Step::Action::cancel_on_server) {
-                    // The caller may have cancelled the operation: its cancellation state is reset, so
-                    // that awaiting the cancel does not throw at once, and this one request still goes
-                    // out, bounded by the request timeout instead.
-                    co_await boost::asio::this_coro::reset_cancellation_state();
-                    step = co_await cancel_abandoned(machine);
-                } else if (step.action == Step::Action::sleep) {
+                // Compiled only where the API can cancel: the awaitables of these two awaits take room in
+                // the frame of every waiting job, whether or not they are ever awaited.
+                if constexpr (Vocabulary::can_cancel_on_server) {
+                    if (step.action == Step::Action::cancel_on_server) {
+                        // The caller may have cancelled the operation: its cancellation state is reset, so
+                        // that awaiting the cancel does not throw at once, and this one request still goes
+                        // out, bounded by the request timeout instead.
+                        co_await boost::asio::this_coro::reset_cancellation_state();
+                        step = co_await cancel_abandoned(machine);
+                        continue;
+                    }
+                }
+                if (step.action == Step::Action::sleep) {
                     notify(options, {.kind = ProgressEvent::Kind::sleeping,
                                      .job_id = machine.job_id(),
                                      .attempt = step.poll,
