@@ -15,6 +15,7 @@
 #include <perplexity/response.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -127,7 +128,7 @@ class BasicWaitMachine {
     /// The cancel that `cancel_on_server` asked for came to `outcome`: the wait ends with its Error,
     /// which says what became of the run.
     Step cancel_answered(const expected<CancelAcknowledgement, Error>& outcome) {
-        if (auto* failure = std::get_if<Error>(&seen_)) {
+        if (Error* failure = failure_seen()) {
             note_cancel_outcome(*failure, outcome);
         }
         return finish();
@@ -135,7 +136,7 @@ class BasicWaitMachine {
 
     /// The outcome, once the machine said finish.
     expected<Item, Error> result() && {
-        if (auto* failure = std::get_if<Error>(&seen_)) {
+        if (Error* failure = failure_seen()) {
             return unexpected(std::move(*failure));
         }
         return std::move(std::get<Item>(seen_));
@@ -216,7 +217,7 @@ class BasicWaitMachine {
 
     /// The wait ends with `error` while the job may still run: first cancel it on the server, if asked to.
     Step abandon(Error error) {
-        seen_ = std::move(error);
+        seen_ = std::make_unique<Error>(std::move(error));
         if (!cancel_on_abandon_ || job_id_.empty()) {
             return finish();
         }
@@ -225,7 +226,7 @@ class BasicWaitMachine {
     }
 
     Step finish_with(Error error) {
-        seen_ = std::move(error);
+        seen_ = std::make_unique<Error>(std::move(error));
         return finish();
     }
 
@@ -234,10 +235,16 @@ class BasicWaitMachine {
 
     /// The job as last seen, also once a failure ended the wait (the Error carries it).
     const Item* job_seen() const noexcept {
-        if (const auto* failure = std::get_if<Error>(&seen_)) {
+        if (const Error* failure = failure_seen()) {
             return Vocabulary::attached(*failure);
         }
         return latest_job();
+    }
+
+    /// The Error that ended the wait, once one did.
+    Error* failure_seen() const noexcept {
+        const auto* failure = std::get_if<std::unique_ptr<Error>>(&seen_);
+        return failure != nullptr ? failure->get() : nullptr;
     }
 
     static Step finish() { return {.action = Step::Action::finish}; }
@@ -246,8 +253,9 @@ class BasicWaitMachine {
     Clock::time_point deadline_;
     std::string job_id_;
     /// Nothing yet, the job as last seen, or the Error that ended the wait: one slot for the two, since
-    /// a waiting job holds this for minutes and a failure replaces the job (keeping a copy of it).
-    std::variant<std::monostate, Item, Error> seen_{};
+    /// a waiting job holds this for minutes and a failure replaces the job (keeping a copy of it). The
+    /// Error, larger than a Job, is on the heap: only a wait that failed pays for it.
+    std::variant<std::monostate, Item, std::unique_ptr<Error>> seen_{};
     unsigned polls_ = 0;
     bool last_poll_ = false;
     bool cancel_on_abandon_ = false;
