@@ -78,6 +78,10 @@ enum class ErrorKind {
     /// `ResponseWaitOptions::cancel_on_abandon`, or by someone else with the same key); `response` is
     /// the cancelled response. Not the caller cancelling an operation (that is `cancelled`).
     response_cancelled,
+    /// The ledger (ClientOptions::ledger) could not record or read what it must: a full disk, a
+    /// read-only or locked file, a corrupt, foreign or newer ledger. `message` names the file and the
+    /// cause. When the intent of a create could not be recorded, the create was not sent.
+    ledger,
 };
 
 /// A short stable name for a kind, e.g. "rate_limited".
@@ -107,6 +111,8 @@ constexpr const char* to_string(ErrorKind kind) noexcept {
             return "wait_deadline";
         case ErrorKind::response_cancelled:
             return "response_cancelled";
+        case ErrorKind::ledger:
+            return "ledger";
     }
     return "unknown";
 }
@@ -144,6 +150,8 @@ class ErrorCategory final : public boost::system::error_category {
                 return "wait deadline passed";
             case ErrorKind::response_cancelled:
                 return "response cancelled on the server";
+            case ErrorKind::ledger:
+                return "ledger failure";
         }
         return "unknown perplexity error";
     }

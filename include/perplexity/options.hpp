@@ -4,12 +4,14 @@
 #pragma once
 
 #include <perplexity/events.hpp>
+#include <perplexity/ledger.hpp>
 #include <perplexity/poll.hpp>
 #include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -91,6 +93,12 @@ struct ClientOptions {
     /// logger (`event_logger` writes them as lines). Empty (the default) costs nothing. See
     /// EventHandler for when it is called and what it may do.
     EventHandler on_event{};
+
+    /// Where `run` and `run_response` record their jobs, so that none is lost or created twice across
+    /// a crash or a restart (see `Client::resume`); none by default. The intent of a create is recorded
+    /// before it is sent, and when it cannot be, the create is not sent. Share one ledger between the
+    /// Clients of one process; `open_sqlite_ledger` (`<perplexity/sqlite_ledger.hpp>`) opens a file.
+    std::shared_ptr<Ledger> ledger{};
 };
 
 }  // namespace perplexity

@@ -92,6 +92,9 @@ struct WaitOptions {
     /// `run` only: the idempotency key of the create. By default a fresh UUID v4 per call; pass the key
     /// of an earlier `run` whose outcome is unknown to pick up the job it may have created.
     std::optional<std::string> idempotency_key{};
+    /// `run` only, with a ledger (ClientOptions::ledger): the caller's name for the job, stored with its
+    /// entry (LedgerEntry::label), so that a resumed job can be matched with what asked for it.
+    std::string label{};
 };
 
 /// Per-call settings of `Client::wait_response` and `Client::run_response` (the Agent API). Copied into
@@ -112,6 +115,9 @@ struct ResponseWaitOptions {
     /// one more request, sent even though the operation was cancelled and bounded by
     /// ClientOptions::request_timeout; its outcome is added to the Error's message.
     bool cancel_on_abandon = false;
+    /// `run_response` only, with a ledger (ClientOptions::ledger): the caller's name for the run, stored
+    /// with its entry (LedgerEntry::label).
+    std::string label{};
 };
 
 }  // namespace perplexity
