@@ -12,11 +12,14 @@
 #include <perplexity/idempotency.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
+#include <perplexity/ledger.hpp>
+#include <perplexity/memory_ledger.hpp>
 #include <perplexity/options.hpp>
 #include <perplexity/pacing.hpp>
 #include <perplexity/poll.hpp>
 #include <perplexity/response.hpp>
 #include <perplexity/response_request.hpp>
+#include <perplexity/resume.hpp>
 #include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
 #include <perplexity/wait.hpp>

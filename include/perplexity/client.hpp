@@ -10,6 +10,7 @@
 #include <perplexity/options.hpp>
 #include <perplexity/response.hpp>
 #include <perplexity/response_request.hpp>
+#include <perplexity/resume.hpp>
 #include <perplexity/wait.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -218,6 +219,30 @@ class Client {
                                                                    ResponseWaitOptions options = {}) {
         return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),
                                     std::move(options));
+    }
+
+    // Durable jobs (ClientOptions::ledger).
+
+    /// Carries on every unfinished entry of the ledger (ClientOptions::ledger), e.g. after a restart,
+    /// and returns once each has ended; each outcome goes into the ledger and to `options.on_job` or
+    /// `options.on_response` as it comes.
+    ///
+    /// A running entry (its job id recorded) is waited on again. A pending Sonar entry (intent recorded,
+    /// no id: the process died before the create was answered, or every attempt failed with a job still
+    /// possible) is created again with its idempotency key, so the API answers with the job the key
+    /// already made, if any: never a second job. A pending Agent API entry is reported in
+    /// ResumeReport::unfindable (no key and no list exist: a run may exist that nobody can find), unless
+    /// `options.recreate_unfindable_responses`. Entries older than `options.recreate_within` (pending)
+    /// or `options.wait_within` (running) are reported in ResumeReport::stale. `options.keep` may drop an
+    /// entry: it is recorded as dropped, and its Agent API run cancelled on the server.
+    ///
+    /// Entries that the Client's own `run` calls are working on right now are unfinished too: call
+    /// resume once, at start-up, before starting new runs on the same ledger. Errors: `invalid_argument`
+    /// without a ledger, `ledger` when it cannot be read; the failures of single entries are theirs, in
+    /// their handlers and in the ledger. Cancelling resume cancels every wait it started (their entries
+    /// stay unfinished, for the next resume).
+    boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options = {}) {
+        return engine_.resume(std::move(options));
     }
 
   private:

@@ -37,6 +37,10 @@ struct Event {
         job_created,
         /// A job that `wait` or `run` polls moved to a new status: `job` is the answer that showed it.
         job_status_changed,
+        /// The ledger (ClientOptions::ledger) failed to record the job id, a status or the outcome of a
+        /// job already created: `error` says why. The wait goes on (the job is paid for); the entry stays
+        /// as it was, so `Client::resume` may wait on the job again, or report it if no id was kept.
+        ledger_write_failed,
     };
     /// What happened; says which of the other members are set.
     Kind kind = Kind::request_sent;
@@ -79,6 +83,8 @@ constexpr const char* to_string(Event::Kind kind) noexcept {
             return "job_created";
         case Event::Kind::job_status_changed:
             return "job_status_changed";
+        case Event::Kind::ledger_write_failed:
+            return "ledger_write_failed";
     }
     return "unknown";
 }

@@ -15,6 +15,7 @@
 
 #include <perplexity/detail/configuration.hpp>
 #include <perplexity/detail/error_text.hpp>
+#include <perplexity/detail/ledger_record.hpp>
 #include <perplexity/detail/pacer.hpp>
 #include <perplexity/detail/request.hpp>
 #include <perplexity/detail/request_machine.hpp>
@@ -28,17 +29,23 @@
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
 #include <perplexity/json.hpp>
+#include <perplexity/ledger.hpp>
 #include <perplexity/options.hpp>
 #include <perplexity/response.hpp>
 #include <perplexity/response_request.hpp>
+#include <perplexity/resume.hpp>
 #include <perplexity/wait.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <chrono>
@@ -50,6 +57,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace perplexity::detail {
 
@@ -140,8 +148,9 @@ class Engine {
         const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
         WaitMachine machine(policy, Clock::now() + policy.deadline);
         std::string key = options.idempotency_key ? *options.idempotency_key : uuid_v4();
-        const WaitStep first = co_await create_for_run(std::move(request), key, machine, options);
-        co_await poll_until_final(machine, first, options);
+        EntryId entry = 0;
+        const WaitStep first = co_await create_for_run(std::move(request), key, machine, options, entry);
+        co_await poll_until_final(machine, first, options, entry);
         co_return std::move(machine).result();
     }
 
@@ -175,9 +184,49 @@ class Engine {
         const PollPolicy& policy = options.poll ? *options.poll : options_.poll;
         ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, {},
                                     AgentResponses::cancels_on_abandon(options));
-        const ResponseWaitStep first = co_await create_response_for_run(std::move(request), machine, options);
-        co_await poll_until_final(machine, first, options);
+        EntryId entry = 0;
+        const ResponseWaitStep first =
+            co_await create_response_for_run(std::move(request), machine, options, entry);
+        co_await poll_until_final(machine, first, options, entry);
         co_return std::move(machine).result();
+    }
+
+    // Durable jobs.
+
+    /// `Client::resume`: carries on every unfinished entry of the ledger, all at once, and reports.
+    boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options) {
+        const OperationInProgress in_progress(pool());
+        if (!options_.ledger) {
+            co_return unexpected(resume_without_ledger());
+        }
+        auto found = co_await options_.ledger->find(unfinished_entries());
+        if (!found) {
+            co_return unexpected(std::move(found).error());
+        }
+        ResumeReport report;
+        for (LedgerEntry& entry : *found) {
+            switch (plan_resume(entry, std::chrono::system_clock::now(), options)) {
+                case ResumeAction::skip:
+                    break;
+                case ResumeAction::report_stale:
+                    report.stale.push_back(std::move(entry));
+                    break;
+                case ResumeAction::report_unfindable:
+                    report.unfindable.push_back(std::move(entry));
+                    break;
+                case ResumeAction::wait:
+                case ResumeAction::create_again:
+                    if (options.keep && !options.keep(entry)) {
+                        co_await drop(entry);
+                        report.dropped.push_back(std::move(entry));
+                    } else {
+                        report.resumed.push_back(std::move(entry));
+                    }
+                    break;
+            }
+        }
+        co_await carry_on(report.resumed, options);
+        co_return report;
     }
 
   private:
@@ -257,29 +306,62 @@ class Engine {
     /// queued for a connection in a burst of runs holds one frame fewer.
     boost::asio::awaitable<WaitStep> create_for_run(std::unique_ptr<ChatRequest> request,
                                                     const std::string& key, WaitMachine& machine,
-                                                    const WaitOptions& options) {
+                                                    const WaitOptions& options, EntryId& entry) {
         if (const auto refused = refuse_invalid_create(check_create(*request, key), key, machine)) {
             co_return *refused;
         }
-        const HttpRequest http_request = create_request(*request, key);
+        std::string request_text = boost::json::serialize(boost::json::value_from(*request));
         request.reset();
-        co_return settle_created(co_await execute(create_pacer_, http_request, true, machine.deadline(),
-                                                  options.on_progress ? &options.on_progress : nullptr, {}),
-                                 key, machine, options);
+        co_return co_await create_recorded(std::move(request_text), key, machine, options, entry);
     }
 
     /// The create of `run_response`, settled by the machine; sent once, as no key makes it safe to repeat.
     boost::asio::awaitable<ResponseWaitStep> create_response_for_run(std::unique_ptr<ResponseRequest> request,
                                                                      ResponseWaitMachine& machine,
-                                                                     const ResponseWaitOptions& options) {
+                                                                     const ResponseWaitOptions& options,
+                                                                     EntryId& entry) {
         if (const auto refused = refuse_invalid_create(check_response_create(*request), {}, machine)) {
             co_return *refused;
         }
-        const HttpRequest http_request = response_create_request(*request);
+        std::string body = boost::json::serialize(create_response_body(*request));
         request.reset();
-        co_return settle_created(co_await execute(create_pacer_, http_request, false, machine.deadline(),
+        co_return co_await create_recorded(std::move(body), {}, machine, options, entry);
+    }
+
+    /// The create of a run, or of a resumed pending entry (`entry` already set). With a ledger, the
+    /// intent is recorded first, and when it cannot be, nothing is sent. `request_text` is what the ledger
+    /// keeps: the ChatRequest's JSON for Sonar (the body adds the key), the whole body for the Agent API.
+    /// A Sonar create carries its key, so it is sent again after any retryable failure; an Agent API
+    /// create has none, so it is sent once unless it provably never arrived.
+    template <class Vocabulary>
+    boost::asio::awaitable<typename BasicWaitMachine<Vocabulary>::Step> create_recorded(
+        std::string request_text, const std::string& key, BasicWaitMachine<Vocabulary>& machine,
+        const typename Vocabulary::Options& options, EntryId& entry) {
+        constexpr bool has_key = Vocabulary::ledger_api == LedgerApi::sonar;
+        if (options_.ledger && entry == 0) {
+            auto added = co_await options_.ledger->add(LedgerIntent{.api = Vocabulary::ledger_api,
+                                                                    .label = options.label,
+                                                                    .request = request_text,
+                                                                    .idempotency_key = key,
+                                                                    .at = std::chrono::system_clock::now()});
+            if (!added) {
+                co_return *refuse_invalid_create(std::optional<Error>(intent_not_recorded(added.error())),
+                                                 key, machine);
+            }
+            entry = *added;
+        }
+        const HttpRequest http_request =
+            has_key ? configuration_.requests.create(sonar_create_body(request_text, key))
+                    : configuration_.requests.create_response(std::move(request_text));
+        co_return settle_created(co_await execute(create_pacer_, http_request, has_key, machine.deadline(),
                                                   options.on_progress ? &options.on_progress : nullptr, {}),
-                                 {}, machine, options);
+                                 key, machine, options);
+    }
+
+    /// `{"request": <request_text>, "idempotency_key": "<key>"}`, the request already JSON.
+    static std::string sonar_create_body(const std::string& request_text, const std::string& key) {
+        return "{\"request\":" + request_text +
+               ",\"idempotency_key\":" + boost::json::serialize(boost::json::string(key)) + "}";
     }
 
     // What the drivers do between two awaits is done in plain member functions like these, so that the
@@ -322,13 +404,17 @@ class Engine {
     template <class Vocabulary>
     boost::asio::awaitable<void> poll_until_final(BasicWaitMachine<Vocabulary>& machine,
                                                   typename BasicWaitMachine<Vocabulary>::Step step,
-                                                  const typename Vocabulary::Options& options) {
+                                                  const typename Vocabulary::Options& options,
+                                                  EntryId entry = 0) {
         using Step = typename BasicWaitMachine<Vocabulary>::Step;
         // One timer for every sleep of the wait, in this frame: a sleep in a coroutine of its own would
         // add a frame per waiting job.
         boost::asio::steady_timer timer(executor_);
         while (step.action != Step::Action::finish) {
             try {
+                if (entry != 0) {
+                    co_await record_progress(machine, step, entry);
+                }
                 // Compiled only where the API can cancel: the awaitables of these two awaits take room in
                 // the frame of every waiting job, whether or not they are ever awaited.
                 if constexpr (Vocabulary::can_cancel_on_server) {
@@ -363,6 +449,135 @@ class Engine {
                 // Cancellation of the awaiting coroutine surfaces as an exception.
                 step = machine.interrupted(thrown.code());
             }
+        }
+        if (entry != 0) {
+            // The outcome is recorded even when the caller cancelled the wait, which would make any await
+            // throw at once: the job must not be left looking unanswered, or answered, when it is not.
+            co_await boost::asio::this_coro::reset_cancellation_state();
+            co_await record_outcome(machine, entry);
+        }
+    }
+
+    /// Records what a run's step shows (the job id, a new status), if anything. A failure to record
+    /// does not stop the wait (the job exists and is paid for), but is reported to ClientOptions::on_event.
+    template <class Vocabulary>
+    boost::asio::awaitable<void> record_progress(const BasicWaitMachine<Vocabulary>& machine,
+                                                 const typename BasicWaitMachine<Vocabulary>::Step& step,
+                                                 EntryId entry) {
+        // Only a step that changed the status is recorded, and its job then lives in the machine (a stale
+        // answer, which lives no longer than settle_poll, never changes the status).
+        if (auto update = progress_update<Vocabulary>(step, std::chrono::system_clock::now())) {
+            if (auto failed = co_await options_.ledger->update(entry, std::move(*update))) {
+                report_ledger_failure(*failed, machine.job_id());
+            }
+        }
+    }
+
+    template <class Vocabulary>
+    boost::asio::awaitable<void> record_outcome(const BasicWaitMachine<Vocabulary>& machine, EntryId entry) {
+        auto update =
+            final_update<Vocabulary>(machine.job(), machine.error(), std::chrono::system_clock::now());
+        if (auto failed = co_await options_.ledger->update(entry, std::move(update))) {
+            report_ledger_failure(*failed, machine.job_id());
+        }
+    }
+
+    void report_ledger_failure(const Error& error, std::string_view job_id) const {
+        if (options_.on_event) {
+            emit(Event{.kind = Event::Kind::ledger_write_failed, .job_id = job_id, .error = &error});
+        }
+    }
+
+    /// Carries on the entries `resume` kept, all at once; each outcome goes to the ledger and to the
+    /// caller's handler. Cancelling resume cancels every one of them (their entries stay unfinished).
+    boost::asio::awaitable<void> carry_on(const std::vector<LedgerEntry>& entries,
+                                          const ResumeOptions& options) {
+        using Operation = decltype(boost::asio::co_spawn(
+            executor_, std::declval<boost::asio::awaitable<void>>(), boost::asio::deferred));
+        std::vector<Operation> operations;
+        operations.reserve(entries.size());
+        for (const LedgerEntry& entry : entries) {
+            operations.push_back(boost::asio::co_spawn(
+                executor_,
+                entry.api == LedgerApi::agent ? resume_response(entry, options) : resume_job(entry, options),
+                boost::asio::deferred));
+        }
+        if (operations.empty()) {
+            co_return;
+        }
+        co_await boost::asio::experimental::make_parallel_group(std::move(operations))
+            .async_wait(boost::asio::experimental::wait_for_all(), boost::asio::use_awaitable);
+    }
+
+    boost::asio::awaitable<void> resume_job(const LedgerEntry& entry, const ResumeOptions& options) {
+        const PollPolicy& policy = options.wait.poll ? *options.wait.poll : options_.poll;
+        WaitMachine machine(policy, Clock::now() + policy.deadline, entry.job_id);
+        EntryId id = entry.id;
+        const WaitStep first = co_await resume_step(entry, machine, options.wait, id);
+        co_await poll_until_final(machine, first, options.wait, id);
+        const expected<Job, Error> outcome = std::move(machine).result();
+        if (options.on_job) {
+            options.on_job(entry, outcome);
+        }
+    }
+
+    boost::asio::awaitable<void> resume_response(const LedgerEntry& entry, const ResumeOptions& options) {
+        const PollPolicy& policy = options.wait_response.poll ? *options.wait_response.poll : options_.poll;
+        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, entry.job_id,
+                                    AgentResponses::cancels_on_abandon(options.wait_response));
+        EntryId id = entry.id;
+        const ResponseWaitStep first = co_await resume_step(entry, machine, options.wait_response, id);
+        co_await poll_until_final(machine, first, options.wait_response, id);
+        const expected<Response, Error> outcome = std::move(machine).result();
+        if (options.on_response) {
+            options.on_response(entry, outcome);
+        }
+    }
+
+    /// Where a resumed entry starts: a poll of its recorded id, or its create again (Sonar: with its key,
+    /// so the API answers with the job the key already made, if it did).
+    template <class Vocabulary>
+    boost::asio::awaitable<typename BasicWaitMachine<Vocabulary>::Step> resume_step(
+        const LedgerEntry& entry, BasicWaitMachine<Vocabulary>& machine,
+        const typename Vocabulary::Options& options, EntryId& id) {
+        if (!entry.job_id.empty()) {
+            co_return machine.start();
+        }
+        if (auto unusable = check_recorded_request(entry)) {
+            co_return *refuse_invalid_create(std::move(unusable), entry.idempotency_key, machine);
+        }
+        co_return co_await create_recorded(entry.request, entry.idempotency_key, machine, options, id);
+    }
+
+    static LedgerQuery unfinished_entries() {
+        return LedgerQuery{.states = {EntryState::pending, EntryState::running}};
+    }
+
+    /// An entry's request is sent again only if it is a JSON object: a damaged entry is not sent.
+    static std::optional<Error> check_recorded_request(const LedgerEntry& entry) {
+        boost::system::error_code ec;
+        const boost::json::value request = boost::json::parse(entry.request, ec);
+        if (ec || !request.is_object()) {
+            return unusable_recorded_request(entry.id, ec ? ec.message() : "not a JSON object");
+        }
+        return std::nullopt;
+    }
+
+    /// Records that the caller dropped `entry`, and cancels its run on the server where the API can.
+    boost::asio::awaitable<void> drop(const LedgerEntry& entry) {
+        std::string note = "dropped on resume";
+        if (entry.api == LedgerApi::agent && !entry.job_id.empty()) {
+            const auto cancelled = co_await cancel_response(entry.job_id);
+            note +=
+                cancelled ? "; cancelled on the server" : "; the cancel failed: " + cancelled.error().message;
+        } else if (!entry.job_id.empty()) {
+            note += "; the Sonar API cannot cancel a job, which runs to its end";
+        }
+        if (auto failed = co_await options_.ledger->update(
+                entry.id, LedgerUpdate{.state = EntryState::dropped,
+                                       .error = std::move(note),
+                                       .at = std::chrono::system_clock::now()})) {
+            report_ledger_failure(*failed, entry.job_id);
         }
     }
 

@@ -7,6 +7,7 @@
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
+#include <perplexity/ledger.hpp>
 #include <perplexity/options.hpp>
 #include <perplexity/response.hpp>
 
@@ -308,6 +309,29 @@ inline void note_cancel_outcome(Error& error, const expected<CancelAcknowledgeme
         error.message += "; cancelling the run on the server failed (" + to_string(outcome.error()) +
                          "): it may still be running and billed, cancel it with Client::cancel_response";
     }
+}
+
+// The ledger's.
+
+/// The intent of a create could not be recorded (`cause` says why), so the create was not sent.
+inline Error intent_not_recorded(const Error& cause) {
+    return Error{.kind = ErrorKind::ledger,
+                 .message = "the create was not sent, because the ledger could not record its intent: " +
+                            cause.message,
+                 .cause = cause.cause};
+}
+
+/// Entry `entry` of the ledger holds a request that cannot be sent again (`why`).
+inline Error unusable_recorded_request(EntryId entry, const std::string& why) {
+    return Error{.kind = ErrorKind::ledger,
+                 .message = "ledger entry " + std::to_string(entry) +
+                            " holds a request that is not a JSON object (" + why +
+                            "), so it was not sent again; fix or drop the entry"};
+}
+
+/// `Client::resume` with no ClientOptions::ledger.
+inline Error resume_without_ledger() {
+    return invalid_argument("resume needs a ledger to read: set ClientOptions::ledger");
 }
 
 }  // namespace perplexity::detail

@@ -142,6 +142,11 @@ class BasicWaitMachine {
         return std::move(std::get<Item>(seen_));
     }
 
+    /// The job as last seen while the wait goes on, or its result once it succeeded; null otherwise.
+    const Item* job() const noexcept { return latest_job(); }
+    /// The Error that ended the wait, once one did; null otherwise.
+    const Error* error() const noexcept { return failure_seen(); }
+
     /// The job's id: given to `wait`, or from `run`'s create.
     const std::string& job_id() const noexcept { return job_id_; }
     /// When the wait gives up.

@@ -8,6 +8,7 @@
 #include <perplexity/detail/request_machine.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/job.hpp>
+#include <perplexity/ledger.hpp>
 #include <perplexity/response.hpp>
 #include <perplexity/wait.hpp>
 
@@ -50,6 +51,7 @@ struct SonarJobs : ForwardStatus<Job> {
     using Item = Job;
     using Options = WaitOptions;
     static constexpr std::string_view noun = "job";
+    static constexpr LedgerApi ledger_api = LedgerApi::sonar;
     static constexpr bool can_cancel_on_server = false;
 
     static bool cancels_on_abandon(const WaitOptions&) noexcept { return false; }
@@ -93,6 +95,7 @@ struct AgentResponses : ForwardStatus<Response> {
     using Item = Response;
     using Options = ResponseWaitOptions;
     static constexpr std::string_view noun = "response";
+    static constexpr LedgerApi ledger_api = LedgerApi::agent;
     static constexpr bool can_cancel_on_server = true;
 
     static bool cancels_on_abandon(const ResponseWaitOptions& options) noexcept {
