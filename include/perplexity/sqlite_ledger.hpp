@@ -338,6 +338,29 @@ class SqliteLedger final : public Ledger {
         return ledger_error("the ledger " + path_ + " " + cause);
     }
 
+    /// Why the file could not be read on opening, in terms of what to do about it.
+    std::optional<Error> unreadable_failure(const detail::sqlite::Failure& failure) const {
+        switch (failure.code & 0xff) {
+            case SQLITE_NOTADB:
+            case SQLITE_CORRUPT:
+                return open_failure("cannot be read: it is damaged or not a SQLite database (" +
+                                    describe(failure) + ")");
+            case SQLITE_READONLY:
+            case SQLITE_CANTOPEN:
+            case SQLITE_PERM:
+                // Reading in WAL mode creates the -wal and -shm files beside the ledger.
+                return open_failure(
+                    "cannot be read: SQLite cannot write beside it (is its directory read-only?) (" +
+                    describe(failure) + ")");
+            case SQLITE_BUSY:
+                return open_failure("is locked by another connection: could not read it after waiting " +
+                                    std::to_string(options_.busy_timeout.count()) + " ms (" +
+                                    describe(failure) + ")");
+            default:
+                return open_failure("cannot be read (" + describe(failure) + ")");
+        }
+    }
+
     std::optional<Error> open_file() {
         if (path_.empty() || path_ == ":memory:") {
             // SQLite would open a temporary or in-memory database, which is no ledger at all.
@@ -381,8 +404,7 @@ class SqliteLedger final : public Ledger {
             unreadable = connection_.query_int64("SELECT count(*) FROM sqlite_master", objects);
         }
         if (unreadable) {
-            return open_failure("cannot be read: it is damaged or not a SQLite database (" +
-                                describe(*unreadable) + ")");
+            return unreadable_failure(*unreadable);
         }
         const bool fresh = application == 0 && version == 0 && objects == 0;
         if (!fresh && application != application_id) {

@@ -275,6 +275,12 @@ TEST_CASE("SqliteLedger: a read-only directory or file is refused when opening")
         const px::Error error = open_error(directory.file("ledger.sqlite"));
         CHECK_MESSAGE(contains(error.message, "Permission denied"), error.message);
     }
+    SUBCASE("an existing ledger in a directory made read-only") {
+        const std::string path = written_ledger(directory);
+        REQUIRE(::chmod(directory.path().c_str(), 0555) == 0);
+        const px::Error error = open_error(path);
+        CHECK_MESSAGE(contains(error.message, "read-only"), error.message);
+    }
     SUBCASE("an existing ledger that is read-only") {
         const std::string path = written_ledger(directory);
         REQUIRE(::chmod(path.c_str(), 0444) == 0);
