@@ -199,7 +199,9 @@ class Engine {
         if (!options_.ledger) {
             co_return unexpected(resume_without_ledger());
         }
-        auto found = co_await options_.ledger->find(unfinished_entries());
+        // Named: GCC 12 frees a temporary argument of a co_await'ed call too early.
+        LedgerQuery unfinished = unfinished_entries();
+        auto found = co_await options_.ledger->find(std::move(unfinished));
         if (!found) {
             co_return unexpected(std::move(found).error());
         }
