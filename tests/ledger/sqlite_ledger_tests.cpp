@@ -68,7 +68,9 @@ std::string written_ledger(const TempDir& directory, const std::string& name = "
 std::size_t entry_count(const std::string& path) {
     auto ledger = SqliteFixture::open(path);
     auto found = ledger->find_now({});
-    REQUIRE_MESSAGE(found.has_value(), found.error());
+    if (!found) {
+        FAIL(found.error());
+    }
     return found->size();
 }
 
