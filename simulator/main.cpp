@@ -43,6 +43,10 @@ void print_usage(std::ostream& out) {
            "  --in-progress-polls N        GET answers showing IN_PROGRESS before a job ends (default 1)\n"
            "  --failure-ratio X            share of jobs that fail, 0..1 (default 0)\n"
            "  --seed N                     seed of the simulator's randomness (default 1)\n"
+           "  --fault-ratio X              share of requests that misbehave, 0..1, drawn from the seed:\n"
+           "                               the answer is lost after the server acted (a create makes\n"
+           "                               its job), a 503, or a 429 with retry-after-ms of 1 to 5 ms\n"
+           "                               (default 0)\n"
            "  --cancel-polls N             Agent API: retrieves after a cancel that still show the running\n"
            "                               status before cancelled, 0 = the next one shows it (default 0)\n"
            "  --answer-bytes N             approximate size of each answer (default 2048)\n"
@@ -127,6 +131,11 @@ CommandLine parse_command_line(int argc, char** argv) {
             if (!(options.failure_ratio >= 0.0 && options.failure_ratio <= 1.0)) {
                 throw UsageError{"--failure-ratio must be between 0 and 1"};
             }
+        } else if (flag == "--fault-ratio") {
+            options.fault_ratio = parse_number<double>(flag, value());
+            if (!(options.fault_ratio >= 0.0 && options.fault_ratio <= 1.0)) {
+                throw UsageError{"--fault-ratio must be between 0 and 1"};
+            }
         } else if (flag == "--seed") {
             options.seed = parse_number<std::uint64_t>(flag, value());
         } else if (flag == "--cancel-polls") {
@@ -206,7 +215,8 @@ int main(int argc, char** argv) {
                   << stats.requests << " requests, " << stats.jobs_created << " jobs, "
                   << stats.creates_received << " creates received, " << stats.responses_created
                   << " responses, " << stats.response_creates_received << " response creates received, "
-                  << stats.responses_cancelled << " responses cancelled\n";
+                  << stats.responses_cancelled << " responses cancelled, " << stats.faults_applied
+                  << " faults\n";
         return EXIT_SUCCESS;
     } catch (const std::exception& e) {
         std::cerr << "perplexity-sim: " << e.what() << '\n';

@@ -43,8 +43,13 @@ struct SimulatorOptions {
     unsigned in_progress_polls = 1;
     // Share of jobs that end FAILED, drawn from a seeded RNG at create time. Default 0.0.
     double failure_ratio = 0.0;
-    // Seed of every random choice (failures, ids), so runs are reproducible. Default 1.
+    // Seed of every random choice (failures, faults, ids), so runs are reproducible. Default 1.
     std::uint64_t seed = 1;
+    // Share of requests, of any operation, that misbehave when no scripted fault (Simulator::inject)
+    // takes them, each drawn from the seed: a third lose their answer after the server acted (a
+    // drop_handled Fault: a create makes its job), a third are answered 503, a third 429 with a
+    // retry-after-ms of a few milliseconds. For soak and crash tests of clients. Default 0.0.
+    double fault_ratio = 0.0;
     // Agent API only: retrieves after an accepted cancel that still show the running status before
     // `cancelled` appears. 0 means the first retrieve after the cancel already shows it. Default 0.
     unsigned cancel_polls = 0;
@@ -72,7 +77,7 @@ struct SimulatorStats {
     std::size_t creates_received = 0;  // create requests read, faulted ones included
     std::size_t gets_received = 0;
     std::size_t lists_received = 0;
-    std::size_t faults_applied = 0;
+    std::size_t faults_applied = 0;  // scripted (Simulator::inject) and random (fault_ratio)
     // The Agent API (/v1/responses): requests read, faulted ones included...
     std::size_t response_creates_received = 0;
     std::size_t retrieves_received = 0;

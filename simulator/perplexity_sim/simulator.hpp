@@ -28,6 +28,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -47,7 +48,9 @@ struct ServerState {
         : executor(std::move(executor_in)),
           options(std::move(options_in)),
           api(options),
-          acceptor(executor) {}
+          acceptor(executor),
+          // A stream of its own, so turning random faults on never shifts the jobs' seeded sequences.
+          fault_rng(options.seed ^ 0x94d049bb133111ebULL) {}
 
     net::any_io_executor executor;
     SimulatorOptions options;
@@ -63,6 +66,7 @@ struct ServerState {
     std::uint64_t next_connection_id = 0;
     std::size_t connections_accepted = 0;
     std::deque<Fault> faults;
+    std::mt19937_64 fault_rng;
     SimulatorStats traffic;  // the per-operation counters; the rest of the stats live elsewhere
     bool started = false;
     bool stopped = false;
@@ -187,6 +191,32 @@ inline void count_arrival(ServerState& state, Operation operation) {
     }
 }
 
+// SimulatorOptions::fault_ratio: the kinds of trouble a client meets in production, where a 429's hint is
+// short enough that a client obeying it rides through.
+inline std::optional<Fault> random_fault(ServerState& state, Operation operation) {
+    if (state.options.fault_ratio <= 0.0) {
+        return std::nullopt;
+    }
+    // Drawn for every request, so which requests misbehave depends only on the seed and their order.
+    if (std::uniform_real_distribution<double>(0.0, 1.0)(state.fault_rng) >= state.options.fault_ratio) {
+        return std::nullopt;
+    }
+    ++state.traffic.faults_applied;
+    switch (std::uniform_int_distribution<int>(0, 2)(state.fault_rng)) {
+        case 0:
+            return Fault{.operation = operation, .action = Fault::Action::drop_handled};
+        case 1:
+            return Fault{.operation = operation, .action = Fault::Action::respond, .status = 503};
+        default: {
+            const auto hint = std::uniform_int_distribution<int>(1, 5)(state.fault_rng);
+            return Fault{.operation = operation,
+                         .action = Fault::Action::respond,
+                         .status = 429,
+                         .headers = {{"retry-after-ms", std::to_string(hint)}}};
+        }
+    }
+}
+
 inline std::optional<Fault> take_fault(ServerState& state, Operation operation) {
     for (auto it = state.faults.begin(); it != state.faults.end(); ++it) {
         if (it->operation == Operation::any || it->operation == operation) {
@@ -196,7 +226,7 @@ inline std::optional<Fault> take_fault(ServerState& state, Operation operation) 
             return fault;
         }
     }
-    return std::nullopt;
+    return random_fault(state, operation);
 }
 
 inline Response fault_response(ServerState& state, const Fault& fault, const Request& request) {

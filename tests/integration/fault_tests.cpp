@@ -487,3 +487,37 @@ TEST_SUITE("stale and wrong answers") {
         CHECK(job.error().job->id == *job.error().job_id);
     }
 }
+
+TEST_SUITE("random faults") {
+    TEST_CASE("the simulator's fault ratio loses answers, answers 503 and 429, and runs ride through it") {
+        perplexity_sim::SimulatorOptions options;
+        options.fault_ratio = 0.3;
+        // Requests made one after another reach the simulator in the same order every time, so a seed
+        // fixes which ones misbehave and how: this one gives each kind several times.
+        options.seed = 11;
+        test::Harness harness(options);
+        px::ClientOptions client_options = with_attempts(harness.client_options(), 10);
+        client_options.retry.min_hint = 1ms;
+        std::map<int, std::size_t> statuses;
+        std::size_t unanswered = 0;
+        client_options.on_event = [&, log = client_options.on_event](const px::Event& event) {
+            log(event);
+            if (event.kind == px::Event::Kind::response_received) {
+                ++statuses[event.http_status];
+            } else if (event.kind == px::Event::Kind::request_failed) {
+                ++unanswered;
+            }
+        };
+        px::Client client(harness.io.get_executor(), client_options);
+        for (int i = 0; i < 10; ++i) {
+            auto job = harness.run(client.run(question("question " + std::to_string(i))));
+            REQUIRE(job.has_value());
+        }
+        const auto stats = harness.simulator.stats();
+        // A lost create answer was sent again with its key, and answered with the job it had made.
+        CHECK(stats.jobs_created == 10);
+        CHECK(statuses[503] > 0);
+        CHECK(statuses[429] > 0);
+        CHECK(unanswered > 0);
+    }
+}
