@@ -223,7 +223,9 @@ int report_error(const px::Error& error) {
 
 asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
     const px::ChatRequest request = arguments.api.sonar_request(arguments.question);
-    auto job = co_await client.run(request, {.poll = poll, .on_progress = print_progress});
+    // Named rather than a braced temporary in the co_await: GCC 12 destroys such a temporary twice.
+    const px::WaitOptions options{.poll = poll, .on_progress = print_progress};
+    auto job = co_await client.run(request, options);
     if (!job) {
         const px::Error& error = job.error();
         if (error.kind == px::ErrorKind::job_failed) {

@@ -171,16 +171,18 @@ TEST_CASE_TEMPLATE("the awaitable operations are the synchronous ones", Fixture,
     std::optional<std::optional<px::Error>> updated;
     std::optional<std::optional<px::Error>> unknown;
     std::optional<px::expected<std::vector<px::LedgerEntry>, px::Error>> found;
-    // Made outside the coroutine: GCC 12 rejects a designated initializer with a string literal in one.
+    // Made outside the coroutine: GCC 12 rejects a designated initializer with a string literal in one, and
+    // destroys a braced temporary in a co_await expression twice.
     const px::LedgerIntent made = intent("async", 0);
     const px::LedgerUpdate running{.state = px::EntryState::running, .job_id = "j", .at = at(1)};
     const px::LedgerQuery query{.states = {px::EntryState::running}};
+    const px::LedgerUpdate later{.at = at(2)};
     boost::asio::co_spawn(
         io,
         [&]() -> boost::asio::awaitable<void> {
             id.emplace(co_await ledger->add(made));
             updated.emplace(co_await ledger->update(**id, running));
-            unknown.emplace(co_await ledger->update(**id + 1, px::LedgerUpdate{.at = at(2)}));
+            unknown.emplace(co_await ledger->update(**id + 1, later));
             found.emplace(co_await ledger->find(query));
         },
         boost::asio::detached);
