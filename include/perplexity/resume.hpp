@@ -55,7 +55,8 @@ struct ResumeReport {
     /// Too old to carry on safely (ResumeOptions::recreate_within, wait_within); left as they were.
     std::vector<LedgerEntry> stale{};
     /// Agent API entries whose create may have made a response nobody can find (no id was recorded, and
-    /// the API has neither idempotency keys nor a list); left pending.
+    /// the API has neither idempotency keys nor a list), and Sonar entries without an idempotency key
+    /// (which only a hand-made entry lacks); left pending.
     std::vector<LedgerEntry> unfindable{};
     /// Dropped by ResumeOptions::keep.
     std::vector<LedgerEntry> dropped{};

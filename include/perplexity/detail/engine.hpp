@@ -199,7 +199,9 @@ class Engine {
         if (!options_.ledger) {
             co_return unexpected(resume_without_ledger());
         }
-        auto found = co_await options_.ledger->find(unfinished_entries());
+        // Named: GCC 12 frees a temporary argument of a co_await'ed call too early.
+        LedgerQuery unfinished = unfinished_entries();
+        auto found = co_await options_.ledger->find(std::move(unfinished));
         if (!found) {
             co_return unexpected(std::move(found).error());
         }
@@ -339,11 +341,7 @@ class Engine {
         const typename Vocabulary::Options& options, EntryId& entry) {
         constexpr bool has_key = Vocabulary::ledger_api == LedgerApi::sonar;
         if (options_.ledger && entry == 0) {
-            auto added = co_await options_.ledger->add(LedgerIntent{.api = Vocabulary::ledger_api,
-                                                                    .label = options.label,
-                                                                    .request = request_text,
-                                                                    .idempotency_key = key,
-                                                                    .at = std::chrono::system_clock::now()});
+            auto added = co_await record_intent(Vocabulary::ledger_api, options.label, request_text, key);
             if (!added) {
                 co_return *refuse_invalid_create(std::optional<Error>(intent_not_recorded(added.error())),
                                                  key, machine);
@@ -356,6 +354,25 @@ class Engine {
         co_return settle_created(co_await execute(create_pacer_, http_request, has_key, machine.deadline(),
                                                   options.on_progress ? &options.on_progress : nullptr, {}),
                                  key, machine, options);
+    }
+
+    // The ledger's records are made in plain functions: GCC 12 mishandles aggregate temporaries made
+    // inside a co_await expression.
+
+    boost::asio::awaitable<expected<EntryId, Error>> record_intent(LedgerApi api, const std::string& label,
+                                                                   const std::string& request,
+                                                                   const std::string& key) {
+        return options_.ledger->add(LedgerIntent{.api = api,
+                                                 .label = label,
+                                                 .request = request,
+                                                 .idempotency_key = key,
+                                                 .at = std::chrono::system_clock::now()});
+    }
+
+    boost::asio::awaitable<std::optional<Error>> record_dropped(EntryId entry, std::string note) {
+        return options_.ledger->update(entry, LedgerUpdate{.state = EntryState::dropped,
+                                                           .error = std::move(note),
+                                                           .at = std::chrono::system_clock::now()});
     }
 
     /// `{"request": <request_text>, "idempotency_key": "<key>"}`, the request already JSON.
@@ -573,10 +590,7 @@ class Engine {
         } else if (!entry.job_id.empty()) {
             note += "; the Sonar API cannot cancel a job, which runs to its end";
         }
-        if (auto failed = co_await options_.ledger->update(
-                entry.id, LedgerUpdate{.state = EntryState::dropped,
-                                       .error = std::move(note),
-                                       .at = std::chrono::system_clock::now()})) {
+        if (auto failed = co_await record_dropped(entry.id, std::move(note))) {
             report_ledger_failure(*failed, entry.job_id);
         }
     }

@@ -96,7 +96,8 @@ enum class ResumeAction {
     create_again,
     /// Too old to carry on safely: report it in ResumeReport::stale.
     report_stale,
-    /// An Agent API create that may have made a run nobody can find: report it.
+    /// A create that may have made a job nobody can find (an Agent API entry, or a Sonar one without a
+    /// key): report it.
     report_unfindable,
     /// Finished already (completed, failed or dropped): nothing to do.
     skip,
@@ -116,7 +117,11 @@ inline ResumeAction plan_resume(const LedgerEntry& entry, std::chrono::system_cl
         return options.recreate_unfindable_responses ? ResumeAction::create_again
                                                      : ResumeAction::report_unfindable;
     }
-    if (entry.idempotency_key.empty() || age > options.recreate_within) {
+    if (entry.idempotency_key.empty()) {
+        // Only a hand-made entry has no key: creating it again might make a second job.
+        return ResumeAction::report_unfindable;
+    }
+    if (age > options.recreate_within) {
         return ResumeAction::report_stale;
     }
     return ResumeAction::create_again;
