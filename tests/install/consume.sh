@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs perplexity-async into a scratch prefix and builds tests/install/consumer.cpp against it the
-# three ways users do: with pkg-config, with CMake's find_package, and as a meson subproject. Each build
+# three ways users do: with pkg-config, with CMake's find_package, and as a meson subproject; each way
+# also builds tests/install/sqlite_consumer.cpp through the SQLite ledger's own module (pkg-config
+# perplexity-async-sqlite, CMake perplexity::async_sqlite, meson perplexity-async-sqlite). Each build
 # must find this package (not another installed copy), compile warning-free and run successfully, and
-# the prefix must hold exactly the headers and the two package descriptions.
+# the prefix must hold exactly the headers and the package descriptions.
 #   consume.sh SOURCE_DIR VERSION     (compiler: $CXX, as meson, CMake and the plain build take it)
 set -euo pipefail
 source_dir=$(cd "$1" && pwd)
@@ -31,7 +33,8 @@ echo "== meson install --prefix $prefix"
 quietly meson setup "$scratch/build" "$source_dir" --prefix "$prefix"
 quietly meson install -C "$scratch/build" --no-rebuild
 expected=$( (cd "$source_dir" && find include/perplexity -type f) |
-    cat - <(printf '%s\n' share/pkgconfig/perplexity-async.pc share/cmake/perplexity-async/perplexity-async-config.cmake \
+    cat - <(printf '%s\n' share/pkgconfig/perplexity-async.pc share/pkgconfig/perplexity-async-sqlite.pc \
+        share/cmake/perplexity-async/perplexity-async-config.cmake \
         share/cmake/perplexity-async/perplexity-async-config-version.cmake) | sort)
 installed=$(cd "$prefix" && find . ! -type d | sed 's|^\./||' | sort)
 if [ "$installed" != "$expected" ]; then
@@ -53,25 +56,35 @@ mkdir "$scratch/pkg-config"
 quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/consumer.cpp" -o "$scratch/pkg-config/consumer" \
     $(pkg-config --cflags --libs perplexity-async)
 run_consumer "$scratch/pkg-config/consumer"
+[ "$(pkg-config --modversion perplexity-async-sqlite)" = "$version" ] || {
+    echo "perplexity-async-sqlite.pc has another version" >&2
+    exit 1
+}
+# shellcheck disable=SC2046,SC2086
+quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/sqlite_consumer.cpp" \
+    -o "$scratch/pkg-config/sqlite_consumer" $(pkg-config --cflags --libs perplexity-async-sqlite)
+run_consumer "$scratch/pkg-config/sqlite_consumer"
 unset PKG_CONFIG_PATH
 lap pkg-config
 
 echo "== CMake find_package"
 cp -r "$here/cmake" "$scratch/cmake"
-cp "$here/consumer.cpp" "$scratch/cmake/"
+cp "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$scratch/cmake/"
 quietly cmake -S "$scratch/cmake" -B "$scratch/cmake/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
     -DEXPECTED_VERSION="$version"
 found=$(sed -n 's/^perplexity-async_DIR:PATH=//p' "$scratch/cmake/build/CMakeCache.txt")
 [ "$found" = "$prefix/share/cmake/perplexity-async" ] || { echo "CMake found another package: $found" >&2; exit 1; }
 quietly cmake --build "$scratch/cmake/build" -j 1
 run_consumer "$scratch/cmake/build/consumer"
+run_consumer "$scratch/cmake/build/sqlite_consumer"
 lap CMake
 
 echo "== meson subproject"
 mkdir -p "$scratch/subproject/subprojects"
-cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$scratch/subproject/"
+cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$scratch/subproject/"
 ln -s "$source_dir" "$scratch/subproject/subprojects/perplexity-async"
 quietly meson setup "$scratch/subproject/build" "$scratch/subproject" --force-fallback-for=perplexity-async
 quietly meson compile -C "$scratch/subproject/build" -j 1
 run_consumer "$scratch/subproject/build/consumer"
+run_consumer "$scratch/subproject/build/sqlite_consumer"
 lap subproject
