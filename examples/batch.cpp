@@ -36,7 +36,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <list>
 #include <map>
@@ -44,6 +43,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -395,38 +395,6 @@ bool refused_for_good(const px::Error& error) {
            !px::is_retryable(error) && status != 401 && status != 403;
 }
 
-/// The journal as the batch's Client sees it, with one addition: Client::resume reads the unfinished
-/// entries once, then carries them on, and the new questions must not start before that read, or resume
-/// would take their fresh entries for unfinished ones and answer those questions twice.
-class ResumeGate final : public px::Ledger {
-  public:
-    explicit ResumeGate(std::shared_ptr<px::Ledger> journal) : journal_(std::move(journal)) {}
-
-    /// `then` runs once, as soon as the next `find` has been answered.
-    void after_next_find(std::function<void()> then) { then_ = std::move(then); }
-
-    asio::awaitable<px::expected<px::EntryId, px::Error>> add(px::LedgerIntent intent) override {
-        co_return co_await journal_->add(std::move(intent));
-    }
-
-    asio::awaitable<std::optional<px::Error>> update(px::EntryId entry, px::LedgerUpdate update) override {
-        co_return co_await journal_->update(entry, std::move(update));
-    }
-
-    asio::awaitable<px::expected<std::vector<px::LedgerEntry>, px::Error>> find(
-        px::LedgerQuery query) override {
-        auto found = co_await journal_->find(std::move(query));
-        if (auto then = std::exchange(then_, {})) {
-            then();
-        }
-        co_return found;
-    }
-
-  private:
-    std::shared_ptr<px::Ledger> journal_;
-    std::function<void()> then_;
-};
-
 /// An ended Sonar entry as the outcome its run had: the job, or the job_failed Error of a FAILED one.
 px::expected<px::Job, px::Error> recorded_job(const px::LedgerEntry& entry) {
     auto job = px::parse_job(entry.result);
@@ -457,12 +425,11 @@ px::expected<px::Response, px::Error> recorded_response(const px::LedgerEntry& e
 
 class Batch {
   public:
-    Batch(px::Client& client, const Arguments& arguments, px::Ledger& journal, ResumeGate& gate,
-          LineFile& out, Progress& progress, asio::signal_set& signals, std::size_t failed_before)
+    Batch(px::Client& client, const Arguments& arguments, px::Ledger& journal, LineFile& out,
+          Progress& progress, asio::signal_set& signals, std::size_t failed_before)
         : client_(client),
           arguments_(arguments),
           journal_(journal),
-          gate_(gate),
           out_(out),
           progress_(progress),
           signals_(signals),
@@ -590,7 +557,6 @@ class Batch {
             slots_.emplace_back();
         }
         if (any_unfinished) {
-            gate_.after_next_find([this] { start_workers(); });
             spawn(resume());
         } else {
             start_workers();
@@ -598,6 +564,9 @@ class Batch {
     }
 
     void start_workers() {
+        if (std::exchange(workers_started_, true)) {
+            return;
+        }
         for (auto& slot : slots_) {
             spawn(worker(slot));
         }
@@ -662,7 +631,12 @@ class Batch {
             co_return;
         }
         options.wait.poll = options.wait_response.poll = poll;
+        // Client::resume reads the unfinished entries once, then carries them on; a new question started
+        // before that read would have its fresh entry taken for an unfinished one and be answered twice.
+        // `keep` sees only entries of that read, so its first call (or resume's return, when it keeps
+        // none) is when the new questions may start.
         options.keep = [this](const px::LedgerEntry& entry) {
+            start_workers();
             if (resumable_.contains(entry.label)) {
                 progress_.started();
                 progress_.say(
@@ -695,6 +669,7 @@ class Batch {
             unusable_journal_ = true;
             co_return;
         }
+        start_workers();
         for (const px::LedgerEntry& entry : report->stale) {
             if (resumable_.contains(entry.label)) {
                 ++error_unfinished_;
@@ -852,7 +827,6 @@ class Batch {
     px::Client& client_;
     const Arguments& arguments_;
     px::Ledger& journal_;
-    ResumeGate& gate_;
     LineFile& out_;
     Progress& progress_;
     asio::signal_set& signals_;
@@ -871,6 +845,7 @@ class Batch {
     std::size_t failed_before_ = 0;  // lines of earlier runs that are not COMPLETED
     std::size_t error_unfinished_ = 0;
     std::size_t deadline_unfinished_ = 0;
+    bool workers_started_ = false;
     bool stopping_ = false;
     bool interrupted_ = false;
     bool crashed_ = false;
@@ -914,10 +889,9 @@ int main(int argc, char** argv) {
         return usage_error;
     }
     const std::shared_ptr<px::Ledger> journal_file = std::move(*journal);
-    const auto gate = std::make_shared<ResumeGate>(journal_file);
     px::ClientOptions options = arguments->connection.client_options();
     options.create_requests_per_minute = arguments->creates_per_minute;
-    options.ledger = gate;
+    options.ledger = journal_file;
 
     asio::io_context io;
     px::Client client(io.get_executor(), options);
@@ -930,7 +904,7 @@ int main(int argc, char** argv) {
                      " questions already answered in " + arguments->out);
     }
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    Batch batch(client, *arguments, *journal_file, *gate, *out, progress, signals, failed_before);
+    Batch batch(client, *arguments, *journal_file, *out, progress, signals, failed_before);
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (!ec) {
             progress.say("interrupted: cancelling; rerun to resume");
