@@ -395,34 +395,6 @@ bool refused_for_good(const px::Error& error) {
            !px::is_retryable(error) && status != 401 && status != 403;
 }
 
-/// An ended Sonar entry as the outcome its run had: the job, or the job_failed Error of a FAILED one.
-px::expected<px::Job, px::Error> recorded_job(const px::LedgerEntry& entry) {
-    auto job = px::parse_job(entry.result);
-    if (job && job->status == px::JobStatus::failed) {
-        return px::unexpected(px::Error{.kind = px::ErrorKind::job_failed,
-                                        .message = entry.error,
-                                        .api_message = job->error_message.value_or(""),
-                                        .job_id = job->id});
-    }
-    return job;
-}
-
-/// An ended Agent API entry as the outcome its run had: the response, or the Error of a failed or
-/// cancelled one.
-px::expected<px::Response, px::Error> recorded_response(const px::LedgerEntry& entry) {
-    auto response = px::parse_response(entry.result);
-    if (response && (response->status == px::ResponseStatus::failed ||
-                     response->status == px::ResponseStatus::cancelled)) {
-        return px::unexpected(px::Error{
-            .kind = response->status == px::ResponseStatus::failed ? px::ErrorKind::job_failed
-                                                                   : px::ErrorKind::response_cancelled,
-            .message = entry.error,
-            .api_message = response->error ? response->error->message : std::string(),
-            .job_id = response->id});
-    }
-    return response;
-}
-
 class Batch {
   public:
     Batch(px::Client& client, const Arguments& arguments, px::Ledger& journal, LineFile& out,
@@ -613,9 +585,9 @@ class Batch {
             news = "ERROR: " + entry.error;
             outcome = write_answer(line, Outcome::failed);
         } else if (arguments_.api.agent) {
-            outcome = record_agent(question, recorded_response(entry), news);
+            outcome = record_agent(question, examples::recorded_response(entry), news);
         } else {
-            outcome = record(question, recorded_job(entry), news);
+            outcome = record(question, examples::recorded_job(entry), news);
         }
         finished(question, outcome, news + " (from " + arguments_.journal + ")");
     }
