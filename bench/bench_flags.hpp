@@ -17,8 +17,11 @@ struct Flags {
     std::string api_key{};
     /// Every count flag the program declared, with its value or its default.
     std::map<std::string, std::size_t, std::less<>> counts{};
+    /// Every text flag the program declared, with its value or its default.
+    std::map<std::string, std::string, std::less<>> texts{};
 
     std::size_t count(std::string_view flag) const { return counts.find(flag)->second; }
+    const std::string& text(std::string_view flag) const { return texts.find(flag)->second; }
 };
 
 [[noreturn]] inline void usage(std::string_view program, std::string_view counts_usage,
@@ -30,8 +33,9 @@ struct Flags {
 
 /// Parses the command line; on a problem prints the usage and exits with 2, as bench/run expects.
 inline Flags parse_flags(int argc, char** argv, std::string_view program, std::string_view counts_usage,
-                         std::map<std::string, std::size_t, std::less<>> counts) {
-    Flags flags{.counts = std::move(counts)};
+                         std::map<std::string, std::size_t, std::less<>> counts,
+                         std::map<std::string, std::string, std::less<>> texts = {}) {
+    Flags flags{.counts = std::move(counts), .texts = std::move(texts)};
     for (int i = 1; i < argc; ++i) {
         const std::string_view flag = argv[i];
         if (i + 1 >= argc) {
@@ -51,6 +55,8 @@ inline Flags parse_flags(int argc, char** argv, std::string_view program, std::s
                 usage(program, counts_usage, "a count must be a positive integer");
             }
             counted->second = static_cast<std::size_t>(parsed);
+        } else if (auto named = flags.texts.find(flag); named != flags.texts.end()) {
+            named->second = value;
         } else {
             usage(program, counts_usage, "unknown flag");
         }

@@ -159,6 +159,12 @@ class Client {
     /// refused connection or a 429 leave it false); when one may, its message names the key to pass as
     /// `WaitOptions::idempotency_key` to a later `run` to pick the job up, and when none can, it says
     /// so. Once the job exists, every Error carries its id. Errors: those of `create` and of `wait`.
+    ///
+    /// With ClientOptions::ledger, the run is recorded (see `resume`): its intent (the request and the
+    /// key) before the create is sent, its id once answered, its statuses and its outcome, each before
+    /// going on. When the intent cannot be recorded, nothing is sent and the result is an
+    /// `ErrorKind::ledger` Error; a later recording that fails is reported to ClientOptions::on_event
+    /// (`ledger_write_failed`) and the wait goes on. `options.label` is stored with the entry.
     boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options = {}) {
         // On the heap, the request is freed once the create has been answered instead of staying in the
         // frame of the whole wait.
@@ -214,7 +220,8 @@ class Client {
     /// PollPolicy deadline. `options.on_created` sees the response before the first poll: persist its id
     /// there, since a lost id cannot be found again. A failed create is sent again only when that is
     /// provably safe (see `create_response`); its Error says whether a run may exist. Errors: those of
-    /// `create_response` and `wait_response`.
+    /// `create_response` and `wait_response`. With ClientOptions::ledger, recorded as `run` is; without
+    /// a key, a run whose create's answer was lost is one `resume` can only report.
     boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request,
                                                                    ResponseWaitOptions options = {}) {
         return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),

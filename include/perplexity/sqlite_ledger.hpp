@@ -12,9 +12,9 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -63,10 +63,11 @@ struct SqliteLedgerOptions {
 /// - Every failed call recorded nothing: each write is one SQLite transaction.
 /// SQLite's automatic checkpoint (about every 4 MB of log) adds two fsyncs, now and then.
 ///
-/// One process at a time: `open` takes an exclusive lock on `path + "-lock"` (created beside the file
-/// and left there) for the ledger's life, and refuses a ledger that is in use, by another process or by
-/// another SqliteLedger of this one. Other programs may read the file meanwhile (e.g. the `sqlite3`
-/// shell); one that holds a write lock makes writes here wait up to SqliteLedgerOptions::busy_timeout.
+/// One process at a time: `open` takes an exclusive lock (flock) on `path + "-lock"`, created beside the
+/// file and left there, for the ledger's life, and refuses a ledger that is in use, by another process or
+/// by another SqliteLedger of this one. The lock keeps out other SqliteLedgers only: other programs may
+/// read the file meanwhile (e.g. the `sqlite3` shell), and one that holds a write lock makes writes here
+/// wait up to SqliteLedgerOptions::busy_timeout.
 /// Do not use a SqliteLedger in a child forked after it was opened (as with any SQLite connection).
 ///
 /// Thread-safe: a mutex serialises the calls, so one SqliteLedger may serve Clients on several threads.
@@ -189,12 +190,19 @@ class SqliteLedger final : public Ledger {
         const std::lock_guard lock(mutex_);
         // One statement per combination of filters (a few dozen at most, each prepared once), so that
         // SQLite can use the primary key for `id` and the state index for `states`.
+        // The states are bound once each, so the text depends on how many distinct states there are.
+        std::vector<EntryState> states;
+        for (const EntryState state : query.states) {
+            if (std::find(states.begin(), states.end(), state) == states.end()) {
+                states.push_back(state);
+            }
+        }
         std::string sql =
             "SELECT id, api, state, label, request, idempotency_key, job_id, status, result, error, "
             "created_at, updated_at FROM entries WHERE 1";
-        if (!query.states.empty()) {
+        if (!states.empty()) {
             sql += " AND state IN (";
-            for (std::size_t i = 0; i < query.states.size(); ++i) {
+            for (std::size_t i = 0; i < states.size(); ++i) {
                 sql += i == 0 ? "?" : ", ?";
             }
             sql += ")";
@@ -217,7 +225,7 @@ class SqliteLedger final : public Ledger {
         }
         const detail::sqlite::Statement::Use use(*select);
         int index = 0;
-        for (const EntryState state : query.states) {
+        for (const EntryState state : states) {
             select->bind(++index, std::string_view(to_string(state)));
         }
         if (query.id) {
@@ -330,12 +338,40 @@ class SqliteLedger final : public Ledger {
         return ledger_error("the ledger " + path_ + " " + cause);
     }
 
+    /// Why the file could not be read on opening, in terms of what to do about it.
+    std::optional<Error> unreadable_failure(const detail::sqlite::Failure& failure) const {
+        switch (failure.code & 0xff) {
+            case SQLITE_NOTADB:
+            case SQLITE_CORRUPT:
+                return open_failure("cannot be read: it is damaged or not a SQLite database (" +
+                                    describe(failure) + ")");
+            case SQLITE_READONLY:
+            case SQLITE_CANTOPEN:
+            case SQLITE_PERM:
+                // Reading in WAL mode creates the -wal and -shm files beside the ledger.
+                return open_failure(
+                    "cannot be read: SQLite cannot write beside it (is its directory read-only?) (" +
+                    describe(failure) + ")");
+            case SQLITE_BUSY:
+                return open_failure("is locked by another connection: could not read it after waiting " +
+                                    std::to_string(options_.busy_timeout.count()) + " ms (" +
+                                    describe(failure) + ")");
+            default:
+                return open_failure("cannot be read (" + describe(failure) + ")");
+        }
+    }
+
     std::optional<Error> open_file() {
         if (path_.empty() || path_ == ":memory:") {
             // SQLite would open a temporary or in-memory database, which is no ledger at all.
             return ledger_error("a SqliteLedger needs a file path, not \"" + path_ +
                                 "\" (use MemoryLedger for a ledger in memory)");
         }
+        // The lock is on a file of its own rather than on the ledger. SQLite holds POSIX (fcntl) locks on
+        // the ledger, and closing any descriptor of a file drops all of the process's POSIX locks on it:
+        // a descriptor of ours on the ledger, closed when a second open is refused, would silently take
+        // the first SqliteLedger's SQLite locks away. And on NFS, Linux emulates flock with POSIX locks,
+        // which would then collide with SQLite's own on the same file.
         const std::string lock_path = path_ + "-lock";
         if (const auto failed = detail::sqlite::ExclusiveFileLock::acquire(lock_path, lock_)) {
             if (failed->held_by_other) {
@@ -368,8 +404,7 @@ class SqliteLedger final : public Ledger {
             unreadable = connection_.query_int64("SELECT count(*) FROM sqlite_master", objects);
         }
         if (unreadable) {
-            return open_failure("cannot be read: it is damaged or not a SQLite database (" +
-                                describe(*unreadable) + ")");
+            return unreadable_failure(*unreadable);
         }
         const bool fresh = application == 0 && version == 0 && objects == 0;
         if (!fresh && application != application_id) {

@@ -68,7 +68,9 @@ std::string written_ledger(const TempDir& directory, const std::string& name = "
 std::size_t entry_count(const std::string& path) {
     auto ledger = SqliteFixture::open(path);
     auto found = ledger->find_now({});
-    REQUIRE_MESSAGE(found.has_value(), found.error());
+    if (!found) {
+        FAIL(found.error());
+    }
     return found->size();
 }
 
@@ -272,6 +274,12 @@ TEST_CASE("SqliteLedger: a read-only directory or file is refused when opening")
         REQUIRE(::chmod(directory.path().c_str(), 0555) == 0);
         const px::Error error = open_error(directory.file("ledger.sqlite"));
         CHECK_MESSAGE(contains(error.message, "Permission denied"), error.message);
+    }
+    SUBCASE("an existing ledger in a directory made read-only") {
+        const std::string path = written_ledger(directory);
+        REQUIRE(::chmod(directory.path().c_str(), 0555) == 0);
+        const px::Error error = open_error(path);
+        CHECK_MESSAGE(contains(error.message, "read-only"), error.message);
     }
     SUBCASE("an existing ledger that is read-only") {
         const std::string path = written_ledger(directory);
