@@ -3,20 +3,21 @@
 //
 //   batch --in questions.jsonl --out answers.jsonl [--journal answers.jsonl.journal] [--concurrency 4]
 //
-// How the resume works: before a question's create is sent, the journal gets a line with the question's
-// id and the idempotency key the create will carry; once the API answers, another line with the job id.
-// Each line is one write() followed by fsync(). A rerun skips the ids already in --out, waits on the
-// journaled job ids with Client::wait, and re-runs a question journaled without a job id with the same
-// key, so the API hands back the job it may already have created.
+// How the resume works: the journal is the library's SQLite ledger (ClientOptions::ledger), each entry
+// labelled with its question's id. Client::run records a question's intent, with the idempotency key its
+// create will carry, before the create is sent, then the job id once the API answers, then the outcome.
+// A rerun skips the ids already in --out, lets Client::resume carry on the unfinished entries (it waits
+// on their job ids, and sends a create whose answer never arrived again with the same key, so the API
+// hands back the job it may already have made), and runs only the questions the ledger has never seen.
 //
-// With --api agent each question is an Agent API background response (Client::run_response, and
-// Client::wait_response on a rerun). That API has no idempotency key and no list, so the resume is as
-// good as it can be and no better: the journal gets a line before the create is sent and one with the
-// response id once the API answers (or one saying no response was made, when the create provably never
-// made one). A rerun waits on the journaled response ids; a question whose create was sent but whose
-// answer never arrived is not sent again, since a response may exist that nobody can find, and resending
-// would pay twice. It is left unfinished and named, for the user to decide.
+// With --api agent each question is an Agent API background response (Client::run_response). That API
+// has no idempotency key and no list, so the resume is as good as it can be and no better: a rerun waits
+// on the recorded response ids, but a question whose create was sent while its answer never arrived is
+// not sent again, since a response may exist that nobody can find, and resending would pay twice. It is
+// left unfinished and named, for the user to decide (--resend-unfindable).
 #include "example_support.hpp"
+
+#include <perplexity/sqlite_ledger.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -36,10 +37,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <list>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -68,24 +72,26 @@ Other errors (network, timeouts, rate limits, server errors) write no line: the 
 the next run.
 
 Rerun with the same files after a crash, Ctrl-C or an error: questions already in --out are skipped,
-jobs already created are waited on again, and no question is ever created twice (the journal keeps
-each create's idempotency key, written before the create is sent).
+jobs already created are waited on again, and no question is ever created twice (the journal, a SQLite
+ledger, keeps each create's idempotency key, recorded before the create is sent).
 
 With --api agent, each question is an Agent API background response, and the lines carry
 "response_id" instead of "job_id"; besides COMPLETED, FAILED and ERROR, a status can be CANCELLED
 (cancelled on the server by someone else), INCOMPLETE (cut short; the partial "answer" is kept) or
 REQUIRES_ACTION (the model called a function tool; none is offered, so only a model with tools of its
 own can), each counted as not completed. That API has no idempotency key: a rerun waits on the
-journaled response ids, but a question whose create was sent without its answer arriving (a crash, or
+recorded response ids, but a question whose create was sent without its answer arriving (a crash, or
 Ctrl-C, at that moment) is not sent again, since it may have made a response that cannot be found; it
-is named and left unfinished (remove its lines from the journal to send it again, at the risk of paying
-twice). A journal is tied to the --api it was written with.
+is named and left unfinished (--resend-unfindable sends it again, at the risk of paying twice). A
+journal is tied to the --api it was written with.
 
 options:
   --in FILE              the questions (required)
   --out FILE             where answers are appended (required)
-  --journal FILE         the resume journal (default: the --out file name plus ".journal")
-  --concurrency N        questions in progress at once (default 4)
+  --journal FILE         the resume journal, a SQLite ledger (default: the --out file name plus
+                         ".journal")
+  --concurrency N        new questions in progress at once (default 4); the unfinished questions of
+                         an earlier run are carried on besides, all at once
   --creates-per-minute N space creates evenly at this rate, e.g. your usage tier's limit
                          (default 0: no spacing; a 429 still pauses all creates)
   --deadline SECONDS     for the whole batch: stop waiting when it passes; unfinished jobs keep
@@ -95,6 +101,8 @@ options:
   --model NAME           model to use (sonar default: sonar-deep-research; with --api agent, a
                          provider-prefixed model such as perplexity/sonar, used instead of the preset)
   --preset NAME          --api agent: the preset to run (default: medium)
+  --resend-unfindable    --api agent: send again the questions whose create may have made a response
+                         that cannot be found (it may then be paid for twice)
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
@@ -116,6 +124,7 @@ struct Arguments {
     unsigned creates_per_minute = 0;
     std::optional<std::chrono::seconds> deadline{};
     examples::ApiFlags api{};
+    bool resend_unfindable = false;
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -136,6 +145,8 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             }
         } else if (arguments.api.parse(flags, bad)) {
             // handled
+        } else if (word == "--resend-unfindable") {
+            arguments.resend_unfindable = true;
         } else if (word == "--concurrency") {
             const auto n = flags.number(1, 10000);
             bad = !n;
@@ -163,6 +174,10 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
     if (!arguments.api.consistent("batch")) {
         return std::nullopt;
     }
+    if (arguments.resend_unfindable && !arguments.api.agent) {
+        std::cerr << "batch: --resend-unfindable needs --api agent\n";
+        return std::nullopt;
+    }
     if (arguments.journal.empty()) {
         arguments.journal = arguments.out + ".journal";
     }
@@ -172,15 +187,6 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
 struct Question {
     std::string id{};
     std::string text{};
-};
-
-struct JournalEntry {
-    /// Written by --api agent: `job_id` is then a response id, and there is no key.
-    bool agent = false;
-    std::string idempotency_key{};
-    std::optional<std::string> job_id{};
-    /// --api agent: the last create failed without making a response, so it may be sent again.
-    bool no_response = false;
 };
 
 /// A problem with one of the files, already worded for the user.
@@ -276,39 +282,6 @@ std::map<std::string, std::string> read_answered(const std::string& file) {
         answered[string_member(object, "id", at)] = string_member(object, "status", at);
     }
     return answered;
-}
-
-/// The journal's state per question id: each line replaces what the earlier lines said about its id.
-/// Sonar lines are {"id", "idempotency_key"[, "job_id"]}; Agent API lines {"id", "api": "agent"[,
-/// "response_id" | "no_response": true]}. A journal of the other API than `agent` says is refused: its
-/// ids would be polled on the wrong API.
-std::map<std::string, JournalEntry> read_journal(const std::string& file, bool agent) {
-    std::map<std::string, JournalEntry> entries;
-    std::size_t number = 0;
-    for (const std::string& line : read_lines_repairing(file)) {
-        const std::string at = where(file, ++number);
-        const json::object object = parse_line(line, at);
-        JournalEntry& entry = entries[string_member(object, "id", at)];
-        entry.agent = object.contains("api") && string_member(object, "api", at) == "agent";
-        if (entry.agent != agent) {
-            throw InputError{at + ": written by a run with --api " + (entry.agent ? "agent" : "sonar") +
-                             "; rerun with that --api, or use another --journal and --out"};
-        }
-        entry.job_id.reset();
-        if (entry.agent) {
-            if (object.contains("response_id")) {
-                entry.job_id = string_member(object, "response_id", at);
-            }
-            const json::value* no_response = object.if_contains("no_response");
-            entry.no_response = no_response != nullptr && no_response->is_bool() && no_response->as_bool();
-            continue;
-        }
-        entry.idempotency_key = string_member(object, "idempotency_key", at);
-        if (object.contains("job_id")) {
-            entry.job_id = string_member(object, "job_id", at);
-        }
-    }
-    return entries;
 }
 
 /// A file that only grows by whole lines: each line is a single write() (O_APPEND), then fsync(), so
@@ -424,45 +397,24 @@ bool refused_for_good(const px::Error& error) {
 
 class Batch {
   public:
-    Batch(px::Client& client, const Arguments& arguments, std::vector<Question> pending,
-          std::map<std::string, JournalEntry> journal_entries, LineFile& journal, LineFile& out,
-          Progress& progress, std::size_t failed_before)
+    Batch(px::Client& client, const Arguments& arguments, px::Ledger& journal, LineFile& out,
+          Progress& progress, asio::signal_set& signals, std::size_t failed_before)
         : client_(client),
           arguments_(arguments),
-          pending_(std::move(pending)),
-          entries_(std::move(journal_entries)),
           journal_(journal),
           out_(out),
           progress_(progress),
-          slots_(std::min(arguments.concurrency, pending_.size())),
+          signals_(signals),
           failed_before_(failed_before) {
         if (arguments.deadline) {
             deadline_ = std::chrono::steady_clock::now() + *arguments.deadline;
         }
     }
 
-    std::size_t workers() const { return slots_.size(); }
-
-    /// Takes questions one after another until none are left or the batch stops.
-    asio::awaitable<void> worker(std::size_t slot) {
-        while (!stopping_ && next_ < pending_.size()) {
-            const Question& question = pending_[next_++];
-            progress_.started();
-            std::string news;
-            // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional
-            // expression.
-            Outcome outcome = Outcome::unfinished;
-            if (arguments_.api.agent) {
-                outcome = co_await answer_agent(question, slots_[slot], news);
-            } else {
-                outcome = co_await answer(question, slots_[slot], news);
-            }
-            progress_.finished(outcome == Outcome::answered || outcome == Outcome::failed,
-                               outcome == Outcome::failed);
-            if (!news.empty()) {
-                progress_.say(question.id + ": " + news);
-            }
-        }
+    /// Starts on the questions that have no line in --out yet; the io_context runs until all are done.
+    void begin(std::vector<Question> unanswered) {
+        open_ = unanswered.size();
+        spawn(read_journal(std::move(unanswered)));
     }
 
     /// Ctrl-C: no new questions, and every operation in progress is cancelled. What was created stays in
@@ -472,16 +424,20 @@ class Batch {
         for (auto& signal : slots_) {
             signal.emit(asio::cancellation_type::terminal);
         }
+        resume_cancel_.emit(asio::cancellation_type::terminal);
     }
 
     int exit_code() const {
+        if (unusable_journal_) {
+            return usage_error;
+        }
         if (interrupted_) {
             return interrupted;
         }
         if (deadline_unfinished_ != 0) {
             return deadline_passed;
         }
-        if (error_unfinished_ != 0 || stopping_) {
+        if (error_unfinished_ != 0 || stopping_ || crashed_) {
             return unfinished;
         }
         return failed_ + failed_before_ != 0 ? some_failed : all_completed;
@@ -489,11 +445,211 @@ class Batch {
 
     std::string summary() const {
         return std::to_string(completed_) + " completed, " + std::to_string(failed_) + " failed, " +
-               std::to_string(pending_.size() - completed_ - failed_) + " unfinished";
+               std::to_string(open_ - completed_ - failed_) + " unfinished";
     }
 
   private:
     enum class Outcome { answered, failed, unfinished };
+
+    /// Runs `work`; once nothing is left running, the signal wait is cancelled so that io_context::run
+    /// returns.
+    void spawn(asio::awaitable<void> work) {
+        ++active_;
+        asio::co_spawn(client_.get_executor(), std::move(work), [this](std::exception_ptr error) {
+            if (error) {
+                crashed_ = true;
+                try {
+                    std::rethrow_exception(error);
+                } catch (const std::exception& e) {
+                    progress_.say(std::string("internal error: ") + e.what());
+                }
+                interrupt();
+            }
+            if (--active_ == 0) {
+                signals_.cancel();
+            }
+        });
+    }
+
+    /// Reads the journal, then `sort_out`.
+    asio::awaitable<void> read_journal(std::vector<Question> unanswered) {
+        // A named query, not `find({})`: GCC 12 frees parts of a temporary passed to a coroutine by value
+        // while the coroutine still uses them.
+        px::LedgerQuery everything;
+        auto entries = co_await journal_.find(std::move(everything));
+        if (!entries) {
+            progress_.say("cannot read the journal: " + px::to_string(entries.error()));
+            unusable_journal_ = true;
+            co_return;
+        }
+        sort_out(std::move(unanswered), *entries);
+    }
+
+    /// Sorts each open question by what the journal says of it (its latest entry), then carries on the
+    /// unfinished entries and starts the questions the journal has never seen.
+    void sort_out(std::vector<Question> unanswered, const std::vector<px::LedgerEntry>& entries) {
+        std::map<std::string, const px::LedgerEntry*> latest;
+        bool any_unfinished = false;
+        for (const px::LedgerEntry& entry : entries) {
+            if ((entry.api == px::LedgerApi::agent) != arguments_.api.agent) {
+                // Its ids would be polled on the wrong API.
+                progress_.say(arguments_.journal + ": written by a run with --api " +
+                              px::to_string(entry.api) +
+                              "; rerun with that --api, or use another --journal and --out");
+                unusable_journal_ = true;
+                return;
+            }
+            latest[entry.label] = &entry;
+            any_unfinished = any_unfinished || px::is_unfinished(entry.state);
+        }
+        for (Question& question : unanswered) {
+            const auto found = latest.find(question.id);
+            const px::LedgerEntry* entry = found == latest.end() ? nullptr : found->second;
+            if (entry == nullptr || (entry->state == px::EntryState::failed && entry->job_id.empty())) {
+                // Never sent, or its create provably made nothing: sending it cannot pay twice.
+                fresh_.push_back(std::move(question));
+            } else if (entry->state == px::EntryState::completed || entry->state == px::EntryState::failed) {
+                settle_from_journal(question, *entry);
+            } else if (entry->state == px::EntryState::dropped) {
+                ++error_unfinished_;
+                progress_.say(question.id + ": dropped in " + arguments_.journal + "; not sent again");
+            } else if (entry->api == px::LedgerApi::agent && entry->job_id.empty() &&
+                       !arguments_.resend_unfindable) {
+                ++error_unfinished_;
+                progress_.say(question.id +
+                              ": not sent again: its create was sent but its answer never arrived, so a "
+                              "response may exist that cannot be found (the Agent API has no idempotency "
+                              "key and no list); rerun with --resend-unfindable to send it anyway, at the "
+                              "risk of paying twice");
+            } else {
+                resumable_.emplace(question.id, std::move(question));
+            }
+        }
+        for (std::size_t slot = 0; slot < std::min(arguments_.concurrency, fresh_.size()); ++slot) {
+            slots_.emplace_back();
+        }
+        if (any_unfinished) {
+            spawn(resume());
+        } else {
+            start_workers();
+        }
+    }
+
+    void start_workers() {
+        if (std::exchange(workers_started_, true)) {
+            return;
+        }
+        for (auto& slot : slots_) {
+            spawn(worker(slot));
+        }
+    }
+
+    /// Takes new questions one after another until none are left or the batch stops.
+    asio::awaitable<void> worker(asio::cancellation_signal& cancel) {
+        while (!stopping_ && next_ < fresh_.size()) {
+            const Question& question = fresh_[next_++];
+            progress_.started();
+            std::string news;
+            // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional
+            // expression.
+            Outcome outcome = Outcome::unfinished;
+            if (arguments_.api.agent) {
+                outcome = co_await answer_agent(question, cancel, news);
+            } else {
+                outcome = co_await answer(question, cancel, news);
+            }
+            finished(question, outcome, news);
+        }
+    }
+
+    void finished(const Question& question, Outcome outcome, const std::string& news) {
+        progress_.finished(outcome == Outcome::answered || outcome == Outcome::failed,
+                           outcome == Outcome::failed);
+        if (!news.empty()) {
+            progress_.say(question.id + ": " + news);
+        }
+    }
+
+    /// A question whose outcome the journal has but --out lacks (a crash between the two writes): its
+    /// line is written from the recorded job, without asking the API.
+    void settle_from_journal(const Question& question, const px::LedgerEntry& entry) {
+        progress_.started();
+        std::string news;
+        Outcome outcome = Outcome::unfinished;
+        if (entry.result.empty()) {
+            // Ended without a job to show (e.g. the API no longer knew it): what the run wrote then.
+            json::object line{{"id", question.id},
+                              {arguments_.api.agent ? "response_id" : "job_id", entry.job_id},
+                              {"status", "ERROR"},
+                              {"error", entry.error}};
+            news = "ERROR: " + entry.error;
+            outcome = write_answer(line, Outcome::failed);
+        } else if (arguments_.api.agent) {
+            outcome = record_agent(question, examples::recorded_response(entry), news);
+        } else {
+            outcome = record(question, examples::recorded_job(entry), news);
+        }
+        finished(question, outcome, news + " (from " + arguments_.journal + ")");
+    }
+
+    /// Carries on every unfinished entry of the journal at once: there are at most as many as the
+    /// earlier runs had in progress, and their jobs exist already or are created again with their keys.
+    asio::awaitable<void> resume() {
+        px::ResumeOptions options{.recreate_unfindable_responses = arguments_.resend_unfindable};
+        const auto poll = poll_policy();
+        if (!poll) {
+            deadline_unfinished_ += resumable_.size();
+            start_workers();
+            co_return;
+        }
+        options.wait.poll = options.wait_response.poll = poll;
+        // Client::resume reads the unfinished entries once, then carries them on; a new question started
+        // before that read would have its fresh entry taken for an unfinished one and be answered twice.
+        // `keep` sees only entries of that read, so its first call (or resume's return, when it keeps
+        // none) is when the new questions may start.
+        options.keep = [this](const px::LedgerEntry& entry) {
+            start_workers();
+            if (resumable_.contains(entry.label)) {
+                progress_.started();
+                progress_.say(
+                    entry.label +
+                    (!entry.job_id.empty()
+                         ? (arguments_.api.agent ? ": resuming response " : ": resuming job ") + entry.job_id
+                     : arguments_.api.agent
+                         ? std::string(": sending again, at the risk of paying twice")
+                         : std::string(": sending again with its recorded idempotency key")));
+            }
+            return true;
+        };
+        options.on_job = [this](const px::LedgerEntry& entry,
+                                const px::expected<px::Job, px::Error>& result) {
+            if (const auto question = resumable_.find(entry.label); question != resumable_.end()) {
+                std::string news;
+                finished(question->second, record(question->second, result, news), news);
+            }
+        };
+        options.on_response = [this](const px::LedgerEntry& entry,
+                                     const px::expected<px::Response, px::Error>& result) {
+            if (const auto question = resumable_.find(entry.label); question != resumable_.end()) {
+                std::string news;
+                finished(question->second, record_agent(question->second, result, news), news);
+            }
+        };
+        const auto report = co_await cancellable(client_.resume(std::move(options)), resume_cancel_);
+        if (!report) {
+            progress_.say("cannot resume: " + px::to_string(report.error()));
+            unusable_journal_ = true;
+            co_return;
+        }
+        start_workers();
+        for (const px::LedgerEntry& entry : report->stale) {
+            if (resumable_.contains(entry.label)) {
+                ++error_unfinished_;
+                progress_.say(entry.label + ": too old to carry on safely; left unfinished in " +
+                              arguments_.journal);
+            }
+        }
+    }
 
     /// The poll policy of one question's wait, whose deadline is what is left of the batch's; none when
     /// that has passed already.
@@ -512,94 +668,32 @@ class Batch {
 
     asio::awaitable<Outcome> answer(const Question& question, asio::cancellation_signal& cancel,
                                     std::string& news) {
-        px::WaitOptions options{.poll = poll_policy()};
+        px::WaitOptions options{.poll = poll_policy(), .label = question.id};
         if (!options.poll) {
             ++deadline_unfinished_;
             co_return Outcome::unfinished;
         }
-        auto entry = entries_.find(question.id);
-        px::expected<px::Job, px::Error> result = px::unexpected(px::Error{});
-        if (entry != entries_.end() && entry->second.job_id) {
-            const std::string job_id = *entry->second.job_id;
-            progress_.say(question.id + ": resuming job " + job_id);
-            result = co_await cancellable(client_.wait(job_id, std::move(options)), cancel);
-        } else {
-            if (entry == entries_.end()) {
-                // The key must be on disk before the create can reach the API: a crash right after the
-                // send then still finds it, and the rerun's create returns the same job.
-                JournalEntry fresh{.idempotency_key = px::make_idempotency_key()};
-                if (!journal_.append({{"id", question.id}, {"idempotency_key", fresh.idempotency_key}})) {
-                    stopping_ = true;
-                    ++error_unfinished_;
-                    co_return Outcome::unfinished;
-                }
-                entry = entries_.emplace(question.id, std::move(fresh)).first;
-            } else {
-                progress_.say(question.id + ": sending again with its journaled idempotency key");
-            }
-            const std::string key = entry->second.idempotency_key;
-            options.idempotency_key = key;
-            options.on_created = [this, &question, key](const px::Job& job) {
-                entries_[question.id].job_id = job.id;
-                // Should this line be lost, the rerun sends the create again with the key, which answers
-                // with this same job.
-                journal_.append({{"id", question.id}, {"idempotency_key", key}, {"job_id", job.id}});
-                progress_.say(question.id + ": created job " + job.id);
-            };
-            result = co_await cancellable(
-                client_.run(arguments_.api.sonar_request(question.text), std::move(options)), cancel);
-        }
+        options.on_created = [this, &question](const px::Job& job) {
+            progress_.say(question.id + ": created job " + job.id);
+        };
+        const auto result = co_await cancellable(
+            client_.run(arguments_.api.sonar_request(question.text), std::move(options)), cancel);
         co_return record(question, result, news);
     }
 
-    /// --api agent: as `answer`, with a background response. Without an idempotency key, a create is
-    /// sent again only when the journal says the last one made no response.
+    /// --api agent: as `answer`, with a background response.
     asio::awaitable<Outcome> answer_agent(const Question& question, asio::cancellation_signal& cancel,
                                           std::string& news) {
-        px::ResponseWaitOptions options{.poll = poll_policy()};
+        px::ResponseWaitOptions options{.poll = poll_policy(), .label = question.id};
         if (!options.poll) {
             ++deadline_unfinished_;
             co_return Outcome::unfinished;
         }
-        const auto entry = entries_.find(question.id);
-        px::expected<px::Response, px::Error> result = px::unexpected(px::Error{});
-        if (entry != entries_.end() && entry->second.job_id) {
-            const std::string response_id = *entry->second.job_id;
-            progress_.say(question.id + ": resuming response " + response_id);
-            result = co_await cancellable(client_.wait_response(response_id, std::move(options)), cancel);
-        } else if (entry != entries_.end() && !entry->second.no_response) {
-            ++error_unfinished_;
-            news =
-                "not sent again: its create was sent but its answer never arrived, so a response may exist "
-                "that cannot be found (the Agent API has no idempotency key and no list); remove its "
-                "lines from " +
-                arguments_.journal + " to send it anyway, at the risk of paying twice";
-            co_return Outcome::unfinished;
-        } else {
-            if (entry != entries_.end()) {
-                progress_.say(question.id + ": sending again: its last create made no response");
-            }
-            // On disk before the create can reach the API: a rerun then knows that a response may exist.
-            if (!journal_.append({{"id", question.id}, {"api", "agent"}})) {
-                stopping_ = true;
-                ++error_unfinished_;
-                co_return Outcome::unfinished;
-            }
-            entries_[question.id] = JournalEntry{.agent = true};
-            options.on_created = [this, &question](const px::Response& response) {
-                entries_[question.id].job_id = response.id;
-                journal_.append({{"id", question.id}, {"api", "agent"}, {"response_id", response.id}});
-                progress_.say(question.id + ": created response " + response.id);
-            };
-            result = co_await cancellable(
-                client_.run_response(arguments_.api.agent_request(question.text), std::move(options)),
-                cancel);
-            if (!result && !result.error().job_id && !result.error().job_may_exist) {
-                // The create provably made no response: a rerun may send it again.
-                entries_[question.id].no_response = true;
-                journal_.append({{"id", question.id}, {"api", "agent"}, {"no_response", true}});
-            }
-        }
+        options.on_created = [this, &question](const px::Response& response) {
+            progress_.say(question.id + ": created response " + response.id);
+        };
+        const auto result = co_await cancellable(
+            client_.run_response(arguments_.api.agent_request(question.text), std::move(options)), cancel);
         co_return record_agent(question, result, news);
     }
 
@@ -677,6 +771,10 @@ class Batch {
             news = "ERROR: " + px::to_string(error);
             return write_answer(line, Outcome::failed);
         }
+        if (error.kind == px::ErrorKind::ledger && !error.job_id) {
+            // Nothing can be recorded, so nothing more may be created: a crash would lose it.
+            stopping_ = true;
+        }
         if (error.kind == px::ErrorKind::wait_deadline) {
             ++deadline_unfinished_;
             news = "deadline passed; " + std::string(arguments_.api.agent ? "response " : "job ") +
@@ -700,21 +798,30 @@ class Batch {
 
     px::Client& client_;
     const Arguments& arguments_;
-    std::vector<Question> pending_;
-    std::map<std::string, JournalEntry> entries_;
-    LineFile& journal_;
+    px::Ledger& journal_;
     LineFile& out_;
     Progress& progress_;
-    std::vector<asio::cancellation_signal> slots_;
+    asio::signal_set& signals_;
+    /// Open questions the journal has never seen (or whose create provably made nothing).
+    std::vector<Question> fresh_;
+    /// Open questions whose entries are unfinished, by id (their entries' label), for Client::resume.
+    std::map<std::string, Question> resumable_;
+    std::list<asio::cancellation_signal> slots_;
+    asio::cancellation_signal resume_cancel_;
     std::optional<std::chrono::steady_clock::time_point> deadline_{};
+    std::size_t open_ = 0;
     std::size_t next_ = 0;
+    std::size_t active_ = 0;
     std::size_t completed_ = 0;
     std::size_t failed_ = 0;
     std::size_t failed_before_ = 0;  // lines of earlier runs that are not COMPLETED
     std::size_t error_unfinished_ = 0;
     std::size_t deadline_unfinished_ = 0;
+    bool workers_started_ = false;
     bool stopping_ = false;
     bool interrupted_ = false;
+    bool crashed_ = false;
+    bool unusable_journal_ = false;
 };
 
 }  // namespace
@@ -725,33 +832,21 @@ int main(int argc, char** argv) {
         std::cerr << "run 'batch --help' for usage\n";
         return usage_error;
     }
-    px::ClientOptions options = arguments->connection.client_options();
-    options.create_requests_per_minute = arguments->creates_per_minute;
-
-    asio::io_context io;
-    px::Client client(io.get_executor(), options);
-    if (!examples::usable("batch", client)) {
-        return usage_error;
-    }
-
-    std::vector<Question> pending;
-    std::map<std::string, JournalEntry> journal_entries;
+    std::vector<Question> unanswered;
     std::size_t total = 0;
     std::size_t failed_before = 0;
-    std::optional<LineFile> journal, out;
+    std::optional<LineFile> out;
     try {
         std::vector<Question> questions = read_questions(arguments->in);
         total = questions.size();
         // Locked before anything is read, so that a second run cannot act on the same state.
-        journal.emplace(arguments->journal);
-        journal->lock_exclusively();
         out.emplace(arguments->out);
+        out->lock_exclusively();
         const std::map<std::string, std::string> answered = read_answered(arguments->out);
-        journal_entries = read_journal(arguments->journal, arguments->api.agent);
         for (Question& question : questions) {
             const auto it = answered.find(question.id);
             if (it == answered.end()) {
-                pending.push_back(std::move(question));
+                unanswered.push_back(std::move(question));
             } else if (it->second != "COMPLETED") {
                 ++failed_before;
             }
@@ -760,45 +855,37 @@ int main(int argc, char** argv) {
         std::cerr << "batch: " << error.message << "\n";
         return usage_error;
     }
+    auto journal = px::SqliteLedger::open(arguments->journal);
+    if (!journal) {
+        std::cerr << "batch: " << px::to_string(journal.error()) << "\n";
+        return usage_error;
+    }
+    const std::shared_ptr<px::Ledger> journal_file = std::move(*journal);
+    px::ClientOptions options = arguments->connection.client_options();
+    options.create_requests_per_minute = arguments->creates_per_minute;
+    options.ledger = journal_file;
 
-    Progress progress(total, total - pending.size(), failed_before);
-    if (pending.size() != total) {
-        progress.say(std::to_string(total - pending.size()) + " of " + std::to_string(total) +
+    asio::io_context io;
+    px::Client client(io.get_executor(), options);
+    if (!examples::usable("batch", client)) {
+        return usage_error;
+    }
+    Progress progress(total, total - unanswered.size(), failed_before);
+    if (unanswered.size() != total) {
+        progress.say(std::to_string(total - unanswered.size()) + " of " + std::to_string(total) +
                      " questions already answered in " + arguments->out);
     }
-    Batch batch(client, *arguments, std::move(pending), std::move(journal_entries), *journal, *out, progress,
-                failed_before);
-
     asio::signal_set signals(io, SIGINT, SIGTERM);
+    Batch batch(client, *arguments, *journal_file, *out, progress, signals, failed_before);
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (!ec) {
             progress.say("interrupted: cancelling; rerun to resume");
             batch.interrupt();
         }
     });
-    std::size_t running = batch.workers();
-    bool crashed = false;
-    for (std::size_t slot = 0; slot < batch.workers(); ++slot) {
-        asio::co_spawn(io, batch.worker(slot), [&](std::exception_ptr error) {
-            if (error) {
-                crashed = true;
-                try {
-                    std::rethrow_exception(error);
-                } catch (const std::exception& e) {
-                    progress.say(std::string("internal error: ") + e.what());
-                }
-                batch.interrupt();
-            }
-            if (--running == 0) {
-                signals.cancel();
-            }
-        });
-    }
-    if (running == 0) {
-        signals.cancel();
-    }
+    batch.begin(std::move(unanswered));
     io.run();
     progress.close();
     std::cerr << "batch: " << batch.summary() << "\n";
-    return crashed ? unfinished : batch.exit_code();
+    return batch.exit_code();
 }

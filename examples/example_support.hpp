@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -186,6 +187,37 @@ inline px::ResponseRequest agent_request(const std::optional<std::string>& model
         request.preset = preset.value_or("medium");
     }
     return request;
+}
+
+/// An ended Sonar ledger entry as the outcome its run had: the job, or the job_failed Error of a FAILED
+/// one, as Client::run returned them.
+inline px::expected<px::Job, px::Error> recorded_job(const px::LedgerEntry& entry) {
+    auto job = px::parse_job(entry.result);
+    if (job && job->status == px::JobStatus::failed) {
+        return px::unexpected(px::Error{.kind = px::ErrorKind::job_failed,
+                                        .message = entry.error,
+                                        .api_message = job->error_message.value_or(""),
+                                        .job_id = job->id,
+                                        .job = std::make_shared<const px::Job>(*job)});
+    }
+    return job;
+}
+
+/// An ended Agent API ledger entry as the outcome its run had: the response, or the Error of a failed
+/// or cancelled one, as Client::run_response returned them.
+inline px::expected<px::Response, px::Error> recorded_response(const px::LedgerEntry& entry) {
+    auto response = px::parse_response(entry.result);
+    if (response && (response->status == px::ResponseStatus::failed ||
+                     response->status == px::ResponseStatus::cancelled)) {
+        return px::unexpected(px::Error{
+            .kind = response->status == px::ResponseStatus::failed ? px::ErrorKind::job_failed
+                                                                   : px::ErrorKind::response_cancelled,
+            .message = entry.error,
+            .api_message = response->error ? response->error->message : std::string(),
+            .job_id = response->id,
+            .response = std::make_shared<const px::Response>(*response)});
+    }
+    return response;
 }
 
 /// Which API a program asks, and what runs there: `--api sonar|agent`, `--model` and `--preset`.

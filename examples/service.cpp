@@ -8,11 +8,19 @@
 // One thread and one io_context serve everything: the Client is not thread-safe, and a single thread
 // keeps up with thousands of waiting jobs (they cost a timer each while they sleep).
 //
-// With --api agent each question is an Agent API background response (Client::create_response, then
-// Client::wait_response). That API has no idempotency key, so the service keeps the Idempotency-Key
-// headers itself: in memory, while it runs and remembers the question. That is the closest it can come;
-// a repeat after a restart, or after the question was forgotten, makes a second response.
+// Each question is one Client::run (with --api agent, Client::run_response, an Agent API background
+// response); its POST is answered as soon as the run's create is. The service remembers the
+// Idempotency-Key headers itself and answers a repeated POST with the id the key made, so that one
+// question is one run: the Agent API has no idempotency key at all, and a second run of the same Sonar
+// job would only be a second wait on it.
+//
+// With --ledger FILE the runs are recorded in a SQLite ledger (ClientOptions::ledger), each labelled with
+// its Idempotency-Key. A restarted service reads the ledger into its table, so the ids it handed out
+// still answer GET and the keys it saw still find their ids, and lets Client::resume carry the
+// unfinished runs on in the background.
 #include "example_support.hpp"
+
+#include <perplexity/sqlite_ledger.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -32,8 +40,11 @@
 #include <iostream>
 #include <list>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -50,10 +61,10 @@ constexpr std::string_view usage = R"(usage: service [options]
 
 An HTTP service that asks the API on behalf of its clients:
   POST /questions        {"question": "..."} -> 202 {"id": JOB_ID, "status": ...} once the job is
-                         created; an Idempotency-Key header is passed on to the API, so a client that
-                         repeats its POST gets the same job (--api agent: the API has no such key,
-                         so the service remembers the keys itself, while it runs and remembers the
-                         question; a repeat while the first create is still under way gets 409)
+                         created; a client that repeats its POST with the same Idempotency-Key
+                         header gets the same job: the service remembers the keys as long as their
+                         questions (with --ledger, across restarts), and passes them on to the Sonar
+                         API; a repeat while the first create is still under way gets 409
   GET /questions/ID      {"id", "status", "question", and "answer" or "error" when it ended}; 404
                          for an id this service does not know
   GET /healthz           {"status": "ok", "in_flight": N}
@@ -75,13 +86,17 @@ options:
   --model NAME           model to use (sonar default: sonar-deep-research; with --api agent, a
                          provider-prefixed model such as perplexity/sonar, used instead of the preset)
   --preset NAME          --api agent: the preset to run (default: medium)
+  --ledger FILE          record every job in this SQLite ledger (created if missing). A restart
+                         with the same file answers GET for the ids handed out before and carries
+                         their unfinished jobs on: none is created twice. One service per file.
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
 
 SIGINT or SIGTERM stops the service: it stops accepting, cancels the waits (the jobs, and with
 --api agent the responses, keep running on the API) and exits 0.
-exit codes: 0 stopped by a signal, 1 could not listen, 2 usage or configuration error
+exit codes: 0 stopped by a signal, 1 could not listen or open the ledger (in use by another
+            service, unreadable), 2 usage or configuration error
 )";
 
 struct Arguments {
@@ -94,6 +109,7 @@ struct Arguments {
     unsigned creates_per_minute = 0;
     std::chrono::seconds deadline{1800};
     examples::ApiFlags api{};
+    std::string ledger{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -104,10 +120,10 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         bool bad = false;
         if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, stopped, bad)) {
             // handled
-        } else if (word == "--listen") {
+        } else if (word == "--listen" || word == "--ledger") {
             const auto value = flags.value();
             bad = !value;
-            arguments.listen = value.value_or("");
+            (word == "--listen" ? arguments.listen : arguments.ledger) = value.value_or("");
         } else if (arguments.api.parse(flags, bad)) {
             // handled
         } else if (word == "--max-in-flight" || word == "--max-body" || word == "--max-connections" ||
@@ -199,15 +215,49 @@ struct Question {
     std::string status{};
     std::optional<std::string> answer{};
     std::optional<std::string> error{};
-    /// --api agent: the Idempotency-Key it was created with, forgotten with it.
+    /// The Idempotency-Key it was created with, forgotten with it.
     std::optional<std::string> key{};
 };
 
-/// A created job or response: its id and status.
-struct Created {
-    std::string id{};
-    std::string status{};
+/// What a POST waits for: the id its run's create was answered with, or why the run ended without one.
+struct Creation {
+    explicit Creation(asio::io_context& io) : decided(io, asio::steady_timer::time_point::max()) {}
+
+    bool settled() const { return id || failed; }
+    void decide(const std::string& job_id) {
+        id = job_id;
+        decided.cancel();
+    }
+    void fail(const px::Error& why) {
+        error = why;
+        failed = true;
+        decided.cancel();
+    }
+
+    asio::steady_timer decided;
+    std::optional<std::string> id{};
+    px::Error error{};
+    bool failed = false;
 };
+
+/// The question a recorded request asked: the last message of a Sonar request, the input of an Agent
+/// API one (this service sends only text). Empty for a request it cannot read.
+std::string recorded_question(const px::LedgerEntry& entry) {
+    boost::system::error_code ec;
+    const json::value request = json::parse(entry.request, ec);
+    const json::object* object = ec ? nullptr : request.if_object();
+    const json::value* text = nullptr;
+    if (object != nullptr && entry.api == px::LedgerApi::agent) {
+        text = object->if_contains("input");
+    } else if (object != nullptr) {
+        const json::value* messages = object->if_contains("messages");
+        if (messages != nullptr && messages->is_array() && !messages->as_array().empty() &&
+            messages->as_array().back().is_object()) {
+            text = messages->as_array().back().as_object().if_contains("content");
+        }
+    }
+    return text != nullptr && text->is_string() ? std::string(text->as_string()) : std::string();
+}
 
 class Service {
   public:
@@ -215,16 +265,108 @@ class Service {
         : io_(io), client_(client), arguments_(arguments), acceptor_(io) {}
 
     /// Binds and listens; returns the address actually bound (the port is chosen when 0 was asked for).
+    /// Connections wait in the backlog until `start_accepting`.
     tcp::endpoint listen(const tcp::endpoint& endpoint) {
         acceptor_.open(endpoint.protocol());
         acceptor_.set_option(tcp::acceptor::reuse_address(true));
         acceptor_.bind(endpoint);
         acceptor_.listen();
-        asio::co_spawn(io_, accept_loop(), report_exception);
         return acceptor_.local_endpoint();
     }
 
-    /// Stops accepting, cancels every create and wait, and closes the connections; io_context::run then
+    void start_accepting() {
+        if (!std::exchange(accepting_, true)) {
+            asio::co_spawn(io_, accept_loop(), report_exception);
+        }
+    }
+
+    /// --ledger: fills the table from the ledger, before anything is served. Only entries with a job id
+    /// can have been handed out (a POST is answered once its create is), so only those are listed; the
+    /// unfinished ones stay as last seen until `resume` carries them on.
+    void load(const std::vector<px::LedgerEntry>& entries) {
+        for (const px::LedgerEntry& entry : entries) {
+            if (entry.job_id.empty()) {
+                continue;
+            }
+            const std::string& id = entry.job_id;
+            std::optional<std::string> key;
+            if (!entry.label.empty()) {
+                key = entry.label;
+                keys_[entry.label] = id;
+            }
+            questions_[id] = Question{.text = recorded_question(entry),
+                                      .status = entry.status.empty() ? std::string("running") : entry.status,
+                                      .key = key};
+            if (entry.state == px::EntryState::dropped ||
+                (entry.state == px::EntryState::failed && entry.result.empty())) {
+                give_up(id, entry.error);
+            } else if (entry.state == px::EntryState::completed || entry.state == px::EntryState::failed) {
+                if (entry.api == px::LedgerApi::agent) {
+                    finish_response(id, examples::recorded_response(entry));
+                } else {
+                    finish(id, examples::recorded_job(entry));
+                }
+            }
+        }
+    }
+
+    /// --ledger: carries the ledger's unfinished runs on in the background, and starts accepting once
+    /// Client::resume has read them: a POST's run recorded before that read would be taken for an
+    /// unfinished one and waited on twice. `keep` sees only entries of that read, so its first call (or
+    /// resume's end, when it keeps none) is the moment.
+    void resume() {
+        px::ResumeOptions options;
+        options.wait.poll = options.wait_response.poll = poll_policy();
+        options.wait.on_progress = options.wait_response.on_progress = status_follower();
+        options.keep = [this](const px::LedgerEntry&) {
+            ++in_flight_;
+            start_accepting();
+            return true;
+        };
+        options.on_job = [this](const px::LedgerEntry& entry,
+                                const px::expected<px::Job, px::Error>& result) {
+            --in_flight_;
+            if (const auto id = resumed(entry, result ? result->id : result.error().job_id.value_or(""))) {
+                finish(*id, result);
+            }
+        };
+        options.on_response = [this](const px::LedgerEntry& entry,
+                                     const px::expected<px::Response, px::Error>& result) {
+            --in_flight_;
+            if (const auto id = resumed(entry, result ? result->id : result.error().job_id.value_or(""))) {
+                finish_response(*id, result);
+            }
+        };
+        const auto cancel = cancellations_.add();
+        asio::co_spawn(
+            io_, client_.resume(std::move(options)),
+            asio::bind_cancellation_slot(
+                cancel->slot(),
+                [this, cancel](std::exception_ptr thrown, px::expected<px::ResumeReport, px::Error> report) {
+                    asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
+                    if (thrown) {
+                        report_exception(thrown);
+                    } else if (!report) {
+                        std::cerr << "service: cannot carry on the ledger's unfinished jobs: "
+                                  << px::to_string(report.error()) << "\n";
+                    } else {
+                        for (const px::LedgerEntry& entry : report->stale) {
+                            give_up(entry.job_id,
+                                    "not carried on after a restart: too old to wait on safely");
+                        }
+                        if (!report->unfindable.empty()) {
+                            // Their POSTs were never answered, so no client has their ids.
+                            std::cerr
+                                << "service: " << report->unfindable.size()
+                                << " Agent API creates sent before a restart were never answered; "
+                                   "a response may exist that cannot be found, and none is sent again\n";
+                        }
+                    }
+                    start_accepting();
+                }));
+    }
+
+    /// Stops accepting, cancels every run (and resume), and closes the connections; io_context::run then
     /// returns once their coroutines have unwound.
     void stop() {
         stopping_ = true;
@@ -363,9 +505,8 @@ class Service {
         if (const auto header = request.find("idempotency-key"); header != request.end()) {
             key = std::string(header->value());
         }
-        if (arguments_.api.agent && key) {
-            // The service stands in for the idempotency key the Agent API does not have.
-            if (const auto known = agent_keys_.find(*key); known != agent_keys_.end()) {
+        if (key) {
+            if (const auto known = keys_.find(*key); known != keys_.end()) {
                 if (!known->second) {
                     Response response = error_response(
                         http::status::conflict,
@@ -383,28 +524,21 @@ class Service {
         const std::string text(question->as_string());
 
         ++in_flight_;  // counted from now, so concurrent POSTs cannot overshoot the limit while creating
-        if (arguments_.api.agent && key) {
-            agent_keys_.emplace(*key, std::nullopt);  // a create under way
+        if (key) {
+            keys_.emplace(*key, std::nullopt);  // a create under way
         }
-        const auto cancel = cancellations_.add();
-        // Not `agent ? co_await a : co_await b`: GCC miscompiles a co_await inside a conditional expression.
-        px::expected<Created, px::Error> created = px::unexpected(px::Error{});
+        const auto creation = std::make_shared<Creation>(io_);
         if (arguments_.api.agent) {
-            created = co_await create_response(text, cancel->slot());
+            run_response(text, key, creation);
         } else {
-            created = co_await create_job(text, key, cancel->slot());
+            run_job(text, key, creation);
         }
-        cancellations_.remove(cancel);
-        if (arguments_.api.agent && key) {
-            if (created) {
-                agent_keys_[*key] = created->id;
-            } else {
-                agent_keys_.erase(*key);  // nothing to repeat: the next POST with the key creates
-            }
+        while (!creation->settled()) {
+            boost::system::error_code ignored;
+            co_await creation->decided.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
         }
-        if (!created) {
-            --in_flight_;
-            const px::Error& error = created.error();
+        if (!creation->id) {
+            const px::Error& error = creation->error;
             Response response =
                 error_response(error.kind == px::ErrorKind::rate_limited ? http::status::service_unavailable
                                                                          : http::status::bad_gateway,
@@ -415,52 +549,124 @@ class Service {
             }
             co_return response;
         }
-        const std::string id = created->id;
+        const std::string id = *creation->id;
         if (stopping_) {
-            // cancel_all() has run: a wait started now would keep the service from stopping.
-            --in_flight_;
             co_return json_response(http::status::service_unavailable,
                                     {{"id", id}, {"error", "the service is stopping; the job was created"}});
         }
-        if (questions_.contains(id)) {
-            // A repeated POST with the same Idempotency-Key: the API returned the job it made before,
-            // which a background wait already follows.
-            --in_flight_;
-        } else {
-            questions_[id] = Question{
-                .text = text, .status = created->status, .key = arguments_.api.agent ? key : std::nullopt};
-            if (arguments_.api.agent) {
-                wait_for_response(id);
-            } else {
-                wait_in_background(id);
+        const auto known = questions_.find(id);
+        co_return json_response(
+            http::status::accepted,
+            {{"id", id},
+             {"status", known == questions_.end() ? std::string("unknown") : known->second.status}});
+    }
+
+    /// The poll policy of every wait: the service's own deadline per job.
+    px::PollPolicy poll_policy() const {
+        px::PollPolicy poll = client_.options().poll;
+        poll.deadline = arguments_.deadline;
+        return poll;
+    }
+
+    /// Follows the status of a question while its job is waited on.
+    px::ProgressHandler status_follower() {
+        return [this](const px::ProgressEvent& event) {
+            if (event.kind != px::ProgressEvent::Kind::status_changed ||
+                (event.job == nullptr && event.response == nullptr)) {
+                return;
             }
-        }
-        const Question& known = questions_[id];
-        co_return json_response(http::status::accepted, {{"id", id}, {"status", known.status}});
+            const std::string& id = event.job != nullptr ? event.job->id : event.response->id;
+            const std::string& status =
+                event.job != nullptr ? event.job->status_text : event.response->status_text;
+            if (const auto question = questions_.find(id); question != questions_.end()) {
+                question->second.status = status;
+            }
+        };
     }
 
-    asio::awaitable<px::expected<Created, px::Error>> create_job(const std::string& text,
-                                                                 const std::optional<std::string>& key,
-                                                                 asio::cancellation_slot slot) {
-        auto job = co_await asio::co_spawn(io_, client_.create(arguments_.api.sonar_request(text), key),
-                                           asio::bind_cancellation_slot(slot, asio::use_awaitable));
-        if (!job) {
-            co_return px::unexpected(std::move(job).error());
+    /// The table learns of a question as soon as its create is answered, before its POST is.
+    void created(const std::string& id, const std::string& status, const std::string& text,
+                 const std::optional<std::string>& key, Creation& creation) {
+        // A repeat of a forgotten key comes back with the job the Sonar API still has for it: the entry
+        // of the table, if there still is one, is kept.
+        questions_.try_emplace(id, Question{.text = text, .status = status, .key = key});
+        if (key) {
+            keys_[*key] = id;
         }
-        co_return Created{.id = job->id, .status = job->status_text};
+        creation.decide(id);
     }
 
-    /// --api agent. The create is sent again only when that is provably safe: a failure that may have
-    /// made a response is answered 502 with the library's message, which says so.
-    asio::awaitable<px::expected<Created, px::Error>> create_response(const std::string& text,
-                                                                      asio::cancellation_slot slot) {
-        auto response =
-            co_await asio::co_spawn(io_, client_.create_response(arguments_.api.agent_request(text)),
-                                    asio::bind_cancellation_slot(slot, asio::use_awaitable));
-        if (!response) {
-            co_return px::unexpected(std::move(response).error());
+    /// Callback style on purpose: nothing awaits the run, its completion handler files the result.
+    void run_job(const std::string& text, const std::optional<std::string>& key,
+                 const std::shared_ptr<Creation>& creation) {
+        px::WaitOptions options{
+            .poll = poll_policy(),
+            .on_progress = status_follower(),
+            .on_created = [this, text, key, creation](
+                              const px::Job& job) { created(job.id, job.status_text, text, key, *creation); },
+            .idempotency_key = key,
+            .label = key.value_or("")};
+        const auto cancel = cancellations_.add();
+        asio::co_spawn(
+            io_, client_.run(arguments_.api.sonar_request(text), std::move(options)),
+            asio::bind_cancellation_slot(
+                cancel->slot(), [this, key, creation, cancel](std::exception_ptr thrown,
+                                                              px::expected<px::Job, px::Error> result) {
+                    // Removed after this handler returns: the signal must outlive the
+                    // operation's use of its slot.
+                    asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
+                    --in_flight_;
+                    if (thrown) {
+                        report_exception(thrown);
+                        result = px::unexpected(px::Error{.message = "internal error"});
+                    }
+                    if (creation->id) {
+                        finish(*creation->id, result);
+                    } else {
+                        not_created(key, *creation, result.error());
+                    }
+                }));
+    }
+
+    /// --api agent: as `run_job`, with a background response. Abandoning the wait at shutdown leaves the
+    /// response running (cancel_on_abandon stays off): a restart with --ledger, or a rerun of the
+    /// client, could still want it.
+    void run_response(const std::string& text, const std::optional<std::string>& key,
+                      const std::shared_ptr<Creation>& creation) {
+        px::ResponseWaitOptions options{.poll = poll_policy(),
+                                        .on_progress = status_follower(),
+                                        .on_created =
+                                            [this, text, key, creation](const px::Response& response) {
+                                                created(response.id, response.status_text, text, key,
+                                                        *creation);
+                                            },
+                                        .label = key.value_or("")};
+        const auto cancel = cancellations_.add();
+        asio::co_spawn(
+            io_, client_.run_response(arguments_.api.agent_request(text), std::move(options)),
+            asio::bind_cancellation_slot(
+                cancel->slot(), [this, key, creation, cancel](std::exception_ptr thrown,
+                                                              px::expected<px::Response, px::Error> result) {
+                    asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
+                    --in_flight_;
+                    if (thrown) {
+                        report_exception(thrown);
+                        result = px::unexpected(px::Error{.message = "internal error"});
+                    }
+                    if (creation->id) {
+                        finish_response(*creation->id, result);
+                    } else {
+                        not_created(key, *creation, result.error());
+                    }
+                }));
+    }
+
+    /// A run that ended before its create was answered: its POST says why, and the key may be used again.
+    void not_created(const std::optional<std::string>& key, Creation& creation, const px::Error& error) {
+        if (key) {
+            keys_.erase(*key);
         }
-        co_return Created{.id = response->id, .status = response->status_text};
+        creation.fail(error);
     }
 
     Response get_question(const std::string& id) const {
@@ -477,58 +683,6 @@ class Service {
             body["error"] = *question.error;
         }
         return json_response(http::status::ok, body);
-    }
-
-    /// Callback style on purpose: nothing awaits this wait, its completion handler files the result.
-    void wait_in_background(const std::string& id) {
-        px::PollPolicy poll = client_.options().poll;
-        poll.deadline = arguments_.deadline;
-        px::WaitOptions options{.poll = poll, .on_progress = [this, id](const px::ProgressEvent& event) {
-                                    if (event.kind == px::ProgressEvent::Kind::status_changed) {
-                                        questions_[id].status = event.job->status_text;
-                                    }
-                                }};
-        const auto cancel = cancellations_.add();
-        asio::co_spawn(io_, client_.wait(id, std::move(options)),
-                       asio::bind_cancellation_slot(
-                           cancel->slot(), [this, id, cancel](std::exception_ptr thrown,
-                                                              px::expected<px::Job, px::Error> result) {
-                               // Removed after this handler returns: the signal must outlive the
-                               // operation's use of its slot.
-                               asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
-                               --in_flight_;
-                               if (thrown) {
-                                   report_exception(thrown);
-                                   result = px::unexpected(px::Error{.message = "internal error"});
-                               }
-                               finish(id, result);
-                           }));
-    }
-
-    /// --api agent: as `wait_in_background`, for a response. Abandoning the wait at shutdown leaves the
-    /// response running (cancel_on_abandon stays off): a rerun of the client could still want it.
-    void wait_for_response(const std::string& id) {
-        px::PollPolicy poll = client_.options().poll;
-        poll.deadline = arguments_.deadline;
-        px::ResponseWaitOptions options{
-            .poll = poll, .on_progress = [this, id](const px::ProgressEvent& event) {
-                if (event.kind == px::ProgressEvent::Kind::status_changed && event.response != nullptr) {
-                    questions_[id].status = event.response->status_text;
-                }
-            }};
-        const auto cancel = cancellations_.add();
-        asio::co_spawn(io_, client_.wait_response(id, std::move(options)),
-                       asio::bind_cancellation_slot(
-                           cancel->slot(), [this, id, cancel](std::exception_ptr thrown,
-                                                              px::expected<px::Response, px::Error> result) {
-                               asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
-                               --in_flight_;
-                               if (thrown) {
-                                   report_exception(thrown);
-                                   result = px::unexpected(px::Error{.message = "internal error"});
-                               }
-                               finish_response(id, result);
-                           }));
     }
 
     void finish_response(const std::string& id, const px::expected<px::Response, px::Error>& result) {
@@ -569,13 +723,38 @@ class Service {
         remember_finished(id);
     }
 
+    /// A resumed run's id in the table, where a run created again after a restart is added; none when
+    /// the create failed once more, and nothing can be shown for it.
+    std::optional<std::string> resumed(const px::LedgerEntry& entry, const std::string& id) {
+        if (id.empty()) {
+            std::cerr << "service: a create sent again after a restart failed; ledger entry " << entry.id
+                      << "\n";
+            return std::nullopt;
+        }
+        if (!questions_.contains(id)) {
+            questions_[id] = Question{.text = recorded_question(entry),
+                                      .status = "running",
+                                      .key = entry.label.empty() ? std::nullopt : std::optional(entry.label)};
+        }
+        return id;
+    }
+
+    /// A question that ended without anything from the API to show, or that is no longer followed.
+    void give_up(const std::string& id, const std::string& why) {
+        if (const auto question = questions_.find(id); question != questions_.end()) {
+            question->second.status = "ERROR";
+            question->second.error = why;
+            remember_finished(id);
+        }
+    }
+
     /// Keeps the last --keep-finished finished questions; an older one is forgotten, with its key.
     void remember_finished(const std::string& id) {
         finished_.push_back(id);
         while (finished_.size() > arguments_.keep_finished) {
             if (const auto old = questions_.find(finished_.front()); old != questions_.end()) {
                 if (old->second.key) {
-                    agent_keys_.erase(*old->second.key);
+                    keys_.erase(*old->second.key);
                 }
                 questions_.erase(old);
             }
@@ -588,12 +767,13 @@ class Service {
     const Arguments& arguments_;
     tcp::acceptor acceptor_;
     std::map<std::string, Question> questions_;
-    /// --api agent: the response id each Idempotency-Key made, or none while its create is under way.
-    std::map<std::string, std::optional<std::string>> agent_keys_;
+    /// The id each Idempotency-Key made, or none while its create is under way.
+    std::map<std::string, std::optional<std::string>> keys_;
     std::deque<std::string> finished_;
     std::set<beast::tcp_stream*> connections_;
     Cancellations cancellations_;
     std::size_t in_flight_ = 0;
+    bool accepting_ = false;
     bool stopping_ = false;
 };
 
@@ -613,6 +793,21 @@ int main(int argc, char** argv) {
     }
     px::ClientOptions options = arguments->connection.client_options();
     options.create_requests_per_minute = arguments->creates_per_minute;
+    std::vector<px::LedgerEntry> entries;
+    if (!arguments->ledger.empty()) {
+        auto ledger = px::SqliteLedger::open(arguments->ledger);
+        if (!ledger) {
+            std::cerr << "service: " << px::to_string(ledger.error()) << "\n";
+            return start_failed;
+        }
+        auto found = (*ledger)->find_now({});
+        if (!found) {
+            std::cerr << "service: " << px::to_string(found.error()) << "\n";
+            return start_failed;
+        }
+        entries = std::move(*found);
+        options.ledger = std::move(*ledger);
+    }
 
     asio::io_context io;
     px::Client client(io.get_executor(), options);
@@ -637,6 +832,12 @@ int main(int argc, char** argv) {
     } catch (const boost::system::system_error& e) {
         std::cerr << "service: cannot listen on " << arguments->listen << ": " << e.code().message() << "\n";
         return start_failed;
+    }
+    if (options.ledger) {
+        service.load(entries);
+        service.resume();
+    } else {
+        service.start_accepting();
     }
     io.run();
     return stopped;

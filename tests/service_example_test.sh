@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the `service` example between curl and a real perplexity-sim process: questions answered and
-# failed, the HTTP errors, the in-flight limit, and a clean stop with jobs still being waited on.
+# failed, the HTTP errors, the in-flight limit, a clean stop with jobs still being waited on, and a crash
+# and restart on a --ledger.
 #   service_example_test.sh SERVICE_BINARY SIM_BINARY
 set -uo pipefail
 service=$1
@@ -150,6 +151,78 @@ check "the API saw one response per distinct question (got $sim_responses)" [ "$
 check "and no Sonar job (got $sim_jobs)" [ "$sim_jobs" = 0 ]
 "$service" --preset medium 2>/dev/null
 check "--preset without --api agent exits 2" [ $? -eq 2 ]
+
+# --ledger: a crash (SIGKILL) with jobs in progress, and a restart on the same ledger. The ids handed
+# out before still answer, as running and then as ended, and no job is created twice: not the running
+# ones, not the one whose create was still waiting for its turn (its POST never answered; the client
+# repeats it with its Idempotency-Key), not a repeated POST of an id given before the crash.
+d="$workdir/ledger"
+start_simulator url "$d" --in-progress-ms 4000 || exit 1
+start_service svc "$d" "$url" --ledger "$d/ledger.db" --creates-per-minute 120 || exit 1
+request POST /questions '{"question": "answered before the crash"}'
+before=$(id_of "$body")
+check "a question is accepted with --ledger (got $status: $body)" [ "$status" = 202 ]
+check "and completes" wait_for 30 has_status "$before" COMPLETED
+request POST /questions '{"question": "running at the crash"}' 'Idempotency-Key: ledger-key-1'
+running=$(id_of "$body")
+request POST /questions '{"question": "failing after the crash [[fail]]"}'
+failing=$(id_of "$body")
+check "two more questions accepted (got $running and $failing)" [ -n "$running" ] && [ -n "$failing" ]
+# With one create every half second, this one waits for its turn, recorded but not yet sent.
+curl -s -o /dev/null -X POST -H 'content-type: application/json' -H 'Idempotency-Key: ledger-key-2' \
+    --data-binary '{"question": "never answered"}' "$svc/questions" &
+pids+=($!)
+sleep 0.2
+kill -KILL "$service_pid"
+wait "$service_pid" 2>/dev/null
+start_service svc "$d" "$url" --ledger "$d/ledger.db" || exit 1
+request GET "/questions/$running"
+check "after the restart an id handed out before answers (got $status: $body)" [ "$status" = 200 ]
+check "as still running" grep -q '"status":"\(CREATED\|IN_PROGRESS\)"' <<<"$body"
+check "with its question" grep -q '"question":"running at the crash"' <<<"$body"
+request GET "/questions/$before"
+check "a question answered before the crash answers from the ledger" \
+    grep -q '"status":"COMPLETED".*"answer":"Simulated answer to \\"answered before the crash\\"' <<<"$body"
+request POST /questions '{"question": "running at the crash"}' 'Idempotency-Key: ledger-key-1'
+check "a repeated POST after the restart gets the job made before it (got $status: $body)" accepted_as "$running"
+request POST /questions '{"question": "never answered"}' 'Idempotency-Key: ledger-key-2'
+unanswered=$(id_of "$body")
+check "a POST repeated with the key of a create cut short is accepted (got $status: $body)" [ "$status" = 202 ]
+check "the running question completes after the restart" wait_for 30 has_status "$running" COMPLETED
+request GET "/questions/$running"
+check "with its answer" grep -q '"answer":"Simulated answer to \\"running at the crash\\"' <<<"$body"
+check "the failing question fails after the restart" wait_for 30 has_status "$failing" FAILED
+check "the question cut short completes" wait_for 30 has_status "$unanswered" COMPLETED
+"$service" --listen 127.0.0.1:0 --ledger "$d/ledger.db" >/dev/null 2>"$d/second.err"
+code=$?
+check "a second service on the same ledger exits 1 (got $code)" [ "$code" -eq 1 ]
+check "and says the ledger is in use" grep -q "in use by another process" "$d/second.err"
+kill -TERM "$service_pid"
+wait "$service_pid"
+check "SIGTERM stops the service with --ledger with 0" [ $? -eq 0 ]
+stop_simulator "$d"
+check "each question made one job, across the crash (got $sim_jobs)" [ "$sim_jobs" = 4 ]
+
+# --api agent with --ledger: the response ids handed out before a crash answer after the restart.
+d="$workdir/agent-ledger"
+start_simulator url "$d" --in-progress-ms 4000 || exit 1
+start_service svc "$d" "$url" --api agent --ledger "$d/ledger.db" || exit 1
+request POST /questions '{"question": "agent before the crash"}' 'Idempotency-Key: agent-ledger-1'
+running=$(id_of "$body")
+check "an agent question is accepted with --ledger (got $status: $body)" grep -q '^resp_' <<<"$running"
+kill -KILL "$service_pid"
+wait "$service_pid" 2>/dev/null
+start_service svc "$d" "$url" --api agent --ledger "$d/ledger.db" || exit 1
+request GET "/questions/$running"
+check "after the restart the response answers as still running (got $status: $body)" \
+    grep -q '"status":"\(queued\|in_progress\)"' <<<"$body"
+request POST /questions '{"question": "agent before the crash"}' 'Idempotency-Key: agent-ledger-1'
+check "a repeated agent POST after the restart gets the same response (got $status: $body)" accepted_as "$running"
+check "the response completes after the restart" wait_for 30 has_status "$running" completed
+kill -TERM "$service_pid"
+wait "$service_pid"
+stop_simulator "$d"
+check "one response, across the crash (got $sim_responses)" [ "$sim_responses" = 1 ]
 
 "$service" --help >"$workdir/help"
 check "--help lists the endpoints" grep -q "GET /questions/ID" "$workdir/help"
