@@ -243,8 +243,9 @@ class Client {
     /// or `options.wait_within` (running) are reported in ResumeReport::stale. `options.keep` may drop an
     /// entry: it is recorded as dropped, and its Agent API run cancelled on the server.
     ///
-    /// Entries that the Client's own `run` calls are working on right now are unfinished too: call
-    /// resume once, at start-up, before starting new runs on the same ledger. Errors: `invalid_argument`
+    /// Entries that this Client's runs (or another resume) are working on are left to them, so resume
+    /// may run beside new runs; runs of another Client on the same ledger are unknown to it, so with
+    /// several Clients, resume before any of them starts runs. Errors: `invalid_argument`
     /// without a ledger, `ledger` when it cannot be read; the failures of single entries are theirs, in
     /// their handlers and in the ledger. Cancelling resume cancels every wait it started (their entries
     /// stay unfinished, for the next resume).

@@ -423,6 +423,40 @@ TEST_SUITE("ledger") {
         CHECK(harness.simulator.stats().responses_created == 2);
     }
 
+    TEST_CASE(
+        "resume leaves alone the entries this Client's runs are working on, so it may run beside them") {
+        LedgerHarness harness({.in_progress_polls = 20});
+        px::Client client(harness.io.get_executor(), harness.client_options());
+        std::optional<px::expected<px::Job, px::Error>> job;
+        bool created = false;
+        const px::WaitOptions options{.on_created = [&](const px::Job&) { created = true; }};
+        asio::co_spawn(harness.io, client.run(test::question("q"), options),
+                       [&](std::exception_ptr error, px::expected<px::Job, px::Error> result) {
+                           REQUIRE_FALSE(error);
+                           job = std::move(result);
+                       });
+        while (!created) {
+            REQUIRE(harness.io.run_one_for(10s) > 0);
+        }
+        REQUIRE(harness.entries().size() == 1);
+        auto report = harness.run(client.resume());
+        REQUIRE(report);
+        CHECK(report->resumed.empty());
+        CHECK(report->stale.empty());
+        while (!job) {
+            REQUIRE(harness.io.run_one_for(10s) > 0);
+        }
+        REQUIRE(*job);
+        CHECK(harness.entries()[0].state == px::EntryState::completed);
+        CHECK(harness.simulator.stats().jobs_created == 1);
+        CHECK(harness.simulator.stats().creates_received == 1);
+
+        // Once the run let go of it, an entry is resume's again: here it is finished, so nothing is done.
+        auto later = harness.run(client.resume());
+        REQUIRE(later);
+        CHECK(later->resumed.empty());
+    }
+
     TEST_CASE("resume carries many entries on at once, and cancelling it leaves them unfinished") {
         LedgerHarness harness({.in_progress_polls = 1000000});
         px::ClientOptions options = harness.client_options();

@@ -56,6 +56,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -207,21 +208,31 @@ class Engine {
         }
         ResumeReport report;
         for (LedgerEntry& entry : *found) {
+            // Taken in hand here, before any await, so that no run or other resume of this Client works on
+            // the same entry at the same time.
+            if (!entries_in_hand_.insert(entry.id).second) {
+                continue;
+            }
             switch (plan_resume(entry, std::chrono::system_clock::now(), options)) {
                 case ResumeAction::skip:
+                    entries_in_hand_.erase(entry.id);
                     break;
                 case ResumeAction::report_stale:
+                    entries_in_hand_.erase(entry.id);
                     report.stale.push_back(std::move(entry));
                     break;
                 case ResumeAction::report_unfindable:
+                    entries_in_hand_.erase(entry.id);
                     report.unfindable.push_back(std::move(entry));
                     break;
                 case ResumeAction::wait:
                 case ResumeAction::create_again:
                     if (options.keep && !options.keep(entry)) {
                         co_await drop(entry);
+                        entries_in_hand_.erase(entry.id);
                         report.dropped.push_back(std::move(entry));
                     } else {
+                        // Let go of by poll_until_final, once its outcome is recorded.
                         report.resumed.push_back(std::move(entry));
                     }
                     break;
@@ -347,6 +358,7 @@ class Engine {
                                                  key, machine);
             }
             entry = *added;
+            entries_in_hand_.insert(entry);
         }
         const HttpRequest http_request =
             has_key ? configuration_.requests.create(sonar_create_body(request_text, key))
@@ -472,6 +484,7 @@ class Engine {
             // throw at once: the job must not be left looking unanswered, or answered, when it is not.
             co_await boost::asio::this_coro::reset_cancellation_state();
             co_await record_outcome(machine, entry);
+            entries_in_hand_.erase(entry);
         }
     }
 
@@ -827,6 +840,8 @@ class Engine {
     std::mt19937_64 random_{random_seed()};
     Pacer create_pacer_;
     Pacer poll_pacer_;
+    /// The ledger entries this Client's runs and resumes are working on, which `resume` leaves alone.
+    std::unordered_set<EntryId> entries_in_hand_;
 };
 
 }  // namespace perplexity::detail
