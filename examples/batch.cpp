@@ -528,16 +528,10 @@ class Batch {
         for (std::size_t slot = 0; slot < std::min(arguments_.concurrency, fresh_.size()); ++slot) {
             slots_.emplace_back();
         }
+        // Client::resume leaves alone the entries the Client's own runs are working on, so new questions
+        // start at once, beside it.
         if (any_unfinished) {
             spawn(resume());
-        } else {
-            start_workers();
-        }
-    }
-
-    void start_workers() {
-        if (std::exchange(workers_started_, true)) {
-            return;
         }
         for (auto& slot : slots_) {
             spawn(worker(slot));
@@ -599,16 +593,11 @@ class Batch {
         const auto poll = poll_policy();
         if (!poll) {
             deadline_unfinished_ += resumable_.size();
-            start_workers();
             co_return;
         }
         options.wait.poll = options.wait_response.poll = poll;
-        // Client::resume reads the unfinished entries once, then carries them on; a new question started
-        // before that read would have its fresh entry taken for an unfinished one and be answered twice.
-        // `keep` sees only entries of that read, so its first call (or resume's return, when it keeps
-        // none) is when the new questions may start.
+        // `keep` sees each entry resume is about to carry on: the moment to say so.
         options.keep = [this](const px::LedgerEntry& entry) {
-            start_workers();
             if (resumable_.contains(entry.label)) {
                 progress_.started();
                 progress_.say(
@@ -641,7 +630,6 @@ class Batch {
             unusable_journal_ = true;
             co_return;
         }
-        start_workers();
         for (const px::LedgerEntry& entry : report->stale) {
             if (resumable_.contains(entry.label)) {
                 ++error_unfinished_;
@@ -817,7 +805,6 @@ class Batch {
     std::size_t failed_before_ = 0;  // lines of earlier runs that are not COMPLETED
     std::size_t error_unfinished_ = 0;
     std::size_t deadline_unfinished_ = 0;
-    bool workers_started_ = false;
     bool stopping_ = false;
     bool interrupted_ = false;
     bool crashed_ = false;

@@ -310,17 +310,15 @@ class Service {
         }
     }
 
-    /// --ledger: carries the ledger's unfinished runs on in the background, and starts accepting once
-    /// Client::resume has read them: a POST's run recorded before that read would be taken for an
-    /// unfinished one and waited on twice. `keep` sees only entries of that read, so its first call (or
-    /// resume's end, when it keeps none) is the moment.
+    /// --ledger: carries the ledger's unfinished runs on in the background, while new questions are taken
+    /// (Client::resume leaves alone the entries the Client's own runs are working on).
     void resume() {
         px::ResumeOptions options;
         options.wait.poll = options.wait_response.poll = poll_policy();
         options.wait.on_progress = options.wait_response.on_progress = status_follower();
+        // `keep` sees each entry resume carries on: each is in flight until its on_job or on_response.
         options.keep = [this](const px::LedgerEntry&) {
             ++in_flight_;
-            start_accepting();
             return true;
         };
         options.on_job = [this](const px::LedgerEntry& entry,
@@ -362,7 +360,6 @@ class Service {
                                    "a response may exist that cannot be found, and none is sent again\n";
                         }
                     }
-                    start_accepting();
                 }));
     }
 
@@ -836,9 +833,8 @@ int main(int argc, char** argv) {
     if (options.ledger) {
         service.load(entries);
         service.resume();
-    } else {
-        service.start_accepting();
     }
+    service.start_accepting();
     io.run();
     return stopped;
 }
