@@ -46,6 +46,10 @@ struct SqliteLedgerOptions {
     /// `sqlite3` shell in a transaction) before failing with an `ErrorKind::ledger` Error saying the
     /// ledger is locked. The calling thread blocks meanwhile.
     std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
+    /// Opens an existing ledger for `find` only, beside the process that has it open for writing (an
+    /// operator's report while a service runs): takes no lock, writes nothing to the file, and refuses
+    /// `add` and `update` with an `ErrorKind::ledger` Error. A missing or empty file is an Error.
+    bool read_only = false;
 };
 
 /// A Ledger in a SQLite file, in WAL mode, with one table of entries. Entry ids are never reused, even
@@ -66,7 +70,8 @@ struct SqliteLedgerOptions {
 /// One process at a time: `open` takes an exclusive lock (flock) on `path + "-lock"`, created beside the
 /// file and left there, for the ledger's life, and refuses a ledger that is in use, by another process or
 /// by another SqliteLedger of this one. The lock keeps out other SqliteLedgers only: other programs may
-/// read the file meanwhile (e.g. the `sqlite3` shell), and one that holds a write lock makes writes here
+/// read the file meanwhile (a SqliteLedger opened with SqliteLedgerOptions::read_only, which takes no
+/// lock; the `sqlite3` shell), and one that holds a write lock makes writes here
 /// wait up to SqliteLedgerOptions::busy_timeout.
 /// Do not use a SqliteLedger in a child forked after it was opened (as with any SQLite connection).
 ///
@@ -127,6 +132,9 @@ class SqliteLedger final : public Ledger {
             "INSERT INTO entries (api, state, label, request, idempotency_key, created_at, updated_at) "
             "VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?5)";
         const char* what = "record the intent of a create";
+        if (options_.read_only) {
+            return unexpected(opened_for_reading(what));
+        }
         if (std::optional<Error> failed = use_synchronous(true, what)) {
             return unexpected(std::move(*failed));
         }
@@ -151,6 +159,9 @@ class SqliteLedger final : public Ledger {
     /// `update`, synchronously.
     std::optional<Error> update_now(EntryId entry, const LedgerUpdate& update) {
         const std::lock_guard lock(mutex_);
+        if (options_.read_only) {
+            return opened_for_reading("record an update of entry " + std::to_string(entry));
+        }
         // One statement for every combination: an unset member binds NULL and keeps the column.
         static const std::string sql =
             "UPDATE entries SET state = coalesce(?1, state), job_id = coalesce(?2, job_id), "
@@ -373,6 +384,9 @@ class SqliteLedger final : public Ledger {
         // the first SqliteLedger's SQLite locks away. And on NFS, Linux emulates flock with POSIX locks,
         // which would then collide with SQLite's own on the same file.
         const std::string lock_path = path_ + "-lock";
+        if (options_.read_only) {
+            return open_for_reading();
+        }
         if (const auto failed = detail::sqlite::ExclusiveFileLock::acquire(lock_path, lock_)) {
             if (failed->held_by_other) {
                 return open_failure(
@@ -464,6 +478,45 @@ class SqliteLedger final : public Ledger {
             }
         }
         return std::nullopt;
+    }
+
+    /// SqliteLedgerOptions::read_only: no lock and no write; the file must already be a ledger of a schema
+    /// this release reads.
+    std::optional<Error> open_for_reading() {
+        if (const auto failed = detail::sqlite::Connection::open(path_, connection_, true)) {
+            return open_failure("cannot be opened for reading (" + describe(*failed) + ")");
+        }
+        connection_.busy_timeout(static_cast<int>(options_.busy_timeout.count()));
+        std::int64_t application = 0;
+        std::int64_t version = 0;
+        std::optional<detail::sqlite::Failure> unreadable =
+            connection_.query_int64("PRAGMA application_id", application);
+        if (!unreadable) {
+            unreadable = connection_.query_int64("PRAGMA user_version", version);
+        }
+        if (unreadable) {
+            return unreadable_failure(*unreadable);
+        }
+        if (application != application_id) {
+            return open_failure(
+                application == 0 && version == 0
+                    ? "is not a perplexity-async ledger (yet): it is empty or another database"
+                    : "is not a perplexity-async ledger");
+        }
+        if (version != schema_version) {
+            return open_failure(version > schema_version
+                                    ? "was written by a newer perplexity-async (ledger schema " +
+                                          std::to_string(version) + "; this release reads " +
+                                          std::to_string(schema_version) + ")"
+                                    : "is damaged: it is marked as a perplexity-async ledger but has no "
+                                      "schema version");
+        }
+        return std::nullopt;
+    }
+
+    Error opened_for_reading(const std::string& what) const {
+        return ledger_error("cannot " + what + ": the ledger " + path_ +
+                            " was opened for reading only (SqliteLedgerOptions::read_only)");
     }
 
     std::optional<Error> create_schema() {

@@ -467,3 +467,50 @@ TEST_CASE("open_sqlite_ledger gives a Ledger, or the same Error as SqliteLedger:
     REQUIRE_FALSE(second.has_value());
     CHECK(contains(second.error().message, "in use"));
 }
+
+TEST_CASE("SqliteLedger: read_only reads beside the writer, writes nothing, and refuses what is no ledger") {
+    TempDir directory;
+    const std::string path = directory.file("ledger.sqlite");
+    auto writer = SqliteFixture::open(path);
+    const auto id = writer->add_now(intent("job", 0));
+    REQUIRE(id.has_value());
+
+    // Beside the writer, which holds the lock a second writer would be refused by.
+    auto reader = px::SqliteLedger::open(path, {.read_only = true});
+    REQUIRE_MESSAGE(reader.has_value(), reader.error().message);
+    auto seen = (*reader)->find_now({});
+    REQUIRE(seen.has_value());
+    REQUIRE(seen->size() == 1);
+    CHECK(seen->front().label == "job");
+    // What the writer records next is seen by the reader's next find.
+    REQUIRE_FALSE(
+        writer->update_now(*id, {.state = px::EntryState::running, .job_id = "job-1", .at = at(1)}));
+    seen = (*reader)->find_now({.states = {px::EntryState::running}});
+    REQUIRE(seen.has_value());
+    REQUIRE(seen->size() == 1);
+    CHECK(seen->front().job_id == "job-1");
+
+    const auto refused = (*reader)->add_now(intent("other", 2));
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind == px::ErrorKind::ledger);
+    CHECK(contains(refused.error().message, "opened for reading only"));
+    const auto not_updated = (*reader)->update_now(*id, {.state = px::EntryState::failed, .at = at(3)});
+    REQUIRE(not_updated.has_value());
+    CHECK(contains(not_updated->message, "opened for reading only"));
+    CHECK(writer->find_now({})->front().state == px::EntryState::running);
+
+    const auto missing = px::SqliteLedger::open(directory.file("missing.sqlite"), {.read_only = true});
+    REQUIRE_FALSE(missing.has_value());
+    CHECK(missing.error().kind == px::ErrorKind::ledger);
+    CHECK_FALSE(std::filesystem::exists(directory.file("missing.sqlite")));
+
+    raw_execute(directory.file("other.sqlite"), "CREATE TABLE things (x)");
+    const auto foreign = px::SqliteLedger::open(directory.file("other.sqlite"), {.read_only = true});
+    REQUIRE_FALSE(foreign.has_value());
+    CHECK(contains(foreign.error().message, "is not a perplexity-async ledger"));
+
+    raw_execute(path, "PRAGMA user_version = 2");
+    const auto newer = px::SqliteLedger::open(path, {.read_only = true});
+    REQUIRE_FALSE(newer.has_value());
+    CHECK(contains(newer.error().message, "was written by a newer perplexity-async"));
+}

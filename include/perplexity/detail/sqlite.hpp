@@ -170,11 +170,13 @@ class Connection {
     }
 
     /// Opens `path` for reading and writing, creating it if missing.
-    static std::optional<Failure> open(const std::string& path, Connection& connection) {
+    static std::optional<Failure> open(const std::string& path, Connection& connection,
+                                       bool read_only = false) {
         sqlite3* handle = nullptr;
         // NOMUTEX: the owner serialises every call, so SQLite's own per-connection mutex is redundant.
-        const int code = sqlite3_open_v2(
-            path.c_str(), &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+        const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                          SQLITE_OPEN_NOMUTEX;
+        const int code = sqlite3_open_v2(path.c_str(), &handle, flags, nullptr);
         connection.handle_ = handle;  // even on failure: the handle must be closed, and holds the message
         if (code != SQLITE_OK) {
             return handle != nullptr ? connection.failure(code) : Failure{code, sqlite3_errstr(code)};
