@@ -147,8 +147,14 @@ class Client {
     ///
     /// The first poll is made at once; polls share a pacing state with `get` and `list` (a 429 pauses
     /// them all). `options.on_progress` sees each poll, status change, retry and sleep.
-    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options = {}) {
+    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options) {
         return engine_.wait<detail::SonarJobs>(std::move(job_id), std::move(options));
+    }
+
+    /// `wait` with the default WaitOptions. (An overload rather than a default argument: GCC 12 mishandles
+    /// a default argument of class type in a `co_await` expression, copying the options wrongly.)
+    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id) {
+        return engine_.wait<detail::SonarJobs>(std::move(job_id), WaitOptions{});
     }
 
     /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
@@ -165,10 +171,15 @@ class Client {
     /// going on. When the intent cannot be recorded, nothing is sent and the result is an
     /// `ErrorKind::ledger` Error; a later recording that fails is reported to ClientOptions::on_event
     /// (`ledger_write_failed`) and the wait goes on. `options.label` is stored with the entry.
-    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options = {}) {
+    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options) {
         // On the heap, the request is freed once the create has been answered instead of staying in the
         // frame of the whole wait.
         return engine_.run(std::make_unique<ChatRequest>(std::move(request)), std::move(options));
+    }
+
+    /// `run` with the default WaitOptions (an overload, for GCC 12: see `wait`).
+    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request) {
+        return engine_.run(std::make_unique<ChatRequest>(std::move(request)), WaitOptions{});
     }
 
     // The Agent API's background responses.
@@ -212,8 +223,13 @@ class Client {
     /// cancellation and failed polls end it as for `wait`, with the response as last seen in
     /// `Error::response`; with `options.cancel_on_abandon`, the run is then also cancelled on the server.
     boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id,
-                                                                    ResponseWaitOptions options = {}) {
+                                                                    ResponseWaitOptions options) {
         return engine_.wait<detail::AgentResponses>(std::move(response_id), std::move(options));
+    }
+
+    /// `wait_response` with the default ResponseWaitOptions (an overload, for GCC 12: see `wait`).
+    boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id) {
+        return engine_.wait<detail::AgentResponses>(std::move(response_id), ResponseWaitOptions{});
     }
 
     /// Creates a background response and waits for it: `create_response`, then `wait_response`, under one
@@ -223,9 +239,15 @@ class Client {
     /// `create_response` and `wait_response`. With ClientOptions::ledger, recorded as `run` is; without
     /// a key, a run whose create's answer was lost is one `resume` can only report.
     boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request,
-                                                                   ResponseWaitOptions options = {}) {
+                                                                   ResponseWaitOptions options) {
         return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),
                                     std::move(options));
+    }
+
+    /// `run_response` with the default ResponseWaitOptions (an overload, for GCC 12: see `wait`).
+    boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request) {
+        return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),
+                                    ResponseWaitOptions{});
     }
 
     // Durable jobs (ClientOptions::ledger).
@@ -249,9 +271,12 @@ class Client {
     /// without a ledger, `ledger` when it cannot be read; the failures of single entries are theirs, in
     /// their handlers and in the ledger. Cancelling resume cancels every wait it started (their entries
     /// stay unfinished, for the next resume).
-    boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options = {}) {
+    boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options) {
         return engine_.resume(std::move(options));
     }
+
+    /// `resume` with the default ResumeOptions (an overload, for GCC 12: see `wait`).
+    boost::asio::awaitable<expected<ResumeReport, Error>> resume() { return engine_.resume(ResumeOptions{}); }
 
   private:
     executor_type executor_;
