@@ -252,9 +252,10 @@ asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, p
 
 asio::awaitable<int> ask_agent(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
     px::ResponseRequest request = arguments.api.agent_request(arguments.question);
-    auto response = co_await client.run_response(
-        std::move(request),
-        {.poll = poll, .on_progress = print_progress, .cancel_on_abandon = arguments.cancel_on_abandon});
+    // Named, as in ask_sonar, for GCC 12.
+    const px::ResponseWaitOptions options{
+        .poll = poll, .on_progress = print_progress, .cancel_on_abandon = arguments.cancel_on_abandon};
+    auto response = co_await client.run_response(std::move(request), options);
     const auto print_json = [&](const px::Response& final_response) {
         if (arguments.json) {
             std::cout << boost::json::serialize(boost::json::value_from(final_response)) << "\n";

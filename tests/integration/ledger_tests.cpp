@@ -193,7 +193,7 @@ TEST_SUITE("ledger") {
         auto entries = harness.entries();
         CHECK(entries[0].state == px::EntryState::failed);
         CHECK(entries[0].status == "FAILED");
-        CHECK(entries[0].error == failed.error().message);
+        CHECK(entries[0].error == px::to_string(failed.error()));
         CHECK(px::parse_job(entries[0].result));
 
         harness.simulator.inject({.operation = Operation::create, .status = 400});

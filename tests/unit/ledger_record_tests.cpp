@@ -119,7 +119,7 @@ TEST_SUITE("ledger records") {
             CAPTURE(row.error);
             const auto update = px::detail::final_update<SonarJobs>(nullptr, &row.error, now);
             CHECK(update.state == row.state);
-            CHECK(update.error == "why");
+            CHECK(update.error == px::to_string(row.error));
             CHECK(update.job_id == row.error.job_id);
             CHECK(update.durable);
         }

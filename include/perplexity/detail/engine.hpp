@@ -338,7 +338,9 @@ class Engine {
         }
         std::string body = boost::json::serialize(create_response_body(*request));
         request.reset();
-        co_return co_await create_recorded(std::move(body), {}, machine, options, entry);
+        // A named empty key, not a `{}` temporary, which GCC 12 mishandles in a co_await expression.
+        const std::string no_key;
+        co_return co_await create_recorded(std::move(body), no_key, machine, options, entry);
     }
 
     /// The create of a run, or of a resumed pending entry (`entry` already set). With a ledger, the

@@ -71,7 +71,8 @@ LedgerUpdate final_update(const typename Vocabulary::Item* item, const Error* fa
     if (failure == nullptr) {
         return update;
     }
-    update.error = failure->message;
+    // The whole line (kind, message, the API's own words), for whoever reads the ledger later.
+    update.error = to_string(*failure);
     if (failure->job_id) {
         update.job_id = *failure->job_id;
     }
