@@ -43,6 +43,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -603,26 +604,7 @@ class Service {
                               const px::Job& job) { created(job.id, job.status_text, text, key, *creation); },
             .idempotency_key = key,
             .label = key.value_or("")};
-        const auto cancel = cancellations_.add();
-        asio::co_spawn(
-            io_, client_.run(arguments_.api.sonar_request(text), std::move(options)),
-            asio::bind_cancellation_slot(
-                cancel->slot(), [this, key, creation, cancel](std::exception_ptr thrown,
-                                                              px::expected<px::Job, px::Error> result) {
-                    // Removed after this handler returns: the signal must outlive the
-                    // operation's use of its slot.
-                    asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
-                    --in_flight_;
-                    if (thrown) {
-                        report_exception(thrown);
-                        result = px::unexpected(px::Error{.message = "internal error"});
-                    }
-                    if (creation->id) {
-                        finish(*creation->id, result);
-                    } else {
-                        not_created(key, *creation, result.error());
-                    }
-                }));
+        spawn_run(client_.run(arguments_.api.sonar_request(text), std::move(options)), key, creation);
     }
 
     /// --api agent: as `run_job`, with a background response. Abandoning the wait at shutdown leaves the
@@ -638,22 +620,35 @@ class Service {
                                                         *creation);
                                             },
                                         .label = key.value_or("")};
+        spawn_run(client_.run_response(arguments_.api.agent_request(text), std::move(options)), key,
+                  creation);
+    }
+
+    /// Starts a question's run (`run` or `run_response`), cancellable at shutdown; its outcome goes to
+    /// the table.
+    template <class Item>
+    void spawn_run(asio::awaitable<px::expected<Item, px::Error>> run, const std::optional<std::string>& key,
+                   const std::shared_ptr<Creation>& creation) {
         const auto cancel = cancellations_.add();
         asio::co_spawn(
-            io_, client_.run_response(arguments_.api.agent_request(text), std::move(options)),
+            io_, std::move(run),
             asio::bind_cancellation_slot(
                 cancel->slot(), [this, key, creation, cancel](std::exception_ptr thrown,
-                                                              px::expected<px::Response, px::Error> result) {
+                                                              px::expected<Item, px::Error> result) {
+                    // Removed after this handler returns: the signal must outlive the
+                    // operation's use of its slot.
                     asio::post(io_, [this, cancel] { cancellations_.remove(cancel); });
                     --in_flight_;
                     if (thrown) {
                         report_exception(thrown);
                         result = px::unexpected(px::Error{.message = "internal error"});
                     }
-                    if (creation->id) {
+                    if (!creation->id) {
+                        not_created(key, *creation, result.error());
+                    } else if constexpr (std::is_same_v<Item, px::Response>) {
                         finish_response(*creation->id, result);
                     } else {
-                        not_created(key, *creation, result.error());
+                        finish(*creation->id, result);
                     }
                 }));
     }

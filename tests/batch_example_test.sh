@@ -8,15 +8,6 @@ batch=$1
 sim=$2
 source "$(dirname "$0")/example_lib.sh"
 
-questions() {  # questions FILE N [FAIL_ID]: N questions q1..qN; FAIL_ID's job fails
-    local file=$1 n=$2 fail=${3:-}
-    : >"$file"
-    for i in $(seq "$n"); do
-        local marker=""
-        [ "q$i" = "$fail" ] && marker=" [[fail]]"
-        printf '{"id": "q%d", "question": "question number %d%s"}\n' "$i" "$i" "$marker" >>"$file"
-    done
-}
 lines_for() { grep -c "^{\"id\":\"$2\"," "$1"; }  # lines_for FILE ID
 each_once() {  # each_once FILE N: q1..qN each have exactly one line
     local i

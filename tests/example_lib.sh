@@ -31,6 +31,17 @@ stop_simulator() {
     sim_responses=$(sed -n 's/.* creates received, \([0-9]*\) responses, .*/\1/p' "$dir/sim.log")
 }
 
+# questions FILE N [FAIL_ID]: a batch input of N questions q1..qN; FAIL_ID's job fails.
+questions() {
+    local file=$1 n=$2 fail=${3:-}
+    : >"$file"
+    for i in $(seq "$n"); do
+        local marker=""
+        [ "q$i" = "$fail" ] && marker=" [[fail]]"
+        printf '{"id": "q%d", "question": "question number %d%s"}\n' "$i" "$i" "$marker" >>"$file"
+    done
+}
+
 wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND every 50 ms until it succeeds
     local tries=$(($1 * 20))
     shift

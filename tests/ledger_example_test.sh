@@ -9,8 +9,6 @@ batch=$2
 sim=$3
 source "$(dirname "$0")/example_lib.sh"
 
-questions() {  # questions FILE N [FAIL_ID]
-    local file=$1 n=$2 fail=${3:-}
     : >"$file"
     for i in $(seq "$n"); do
         local marker=""

@@ -9,8 +9,6 @@
 
 #include <perplexity/memory_ledger.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 
 #include <functional>
@@ -43,27 +41,6 @@ struct LedgerHarness : test::Harness {
 
     std::shared_ptr<px::MemoryLedger> ledger = std::make_shared<px::MemoryLedger>();
 };
-
-/// Spawns `operation` with a cancellation slot, runs until `ready()`, cancels it, and returns its result.
-template <class T>
-T cancel_when(asio::io_context& io, asio::awaitable<T> operation, const std::function<bool()>& ready) {
-    asio::cancellation_signal signal;
-    std::optional<T> outcome;
-    asio::co_spawn(io, std::move(operation),
-                   asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr error, T result) {
-                       REQUIRE_FALSE(error);
-                       outcome = std::move(result);
-                   }));
-    while (!ready() && !outcome) {
-        REQUIRE(io.run_one_for(10s) > 0);
-    }
-    REQUIRE_FALSE(outcome);
-    signal.emit(asio::cancellation_type::terminal);
-    while (!outcome) {
-        REQUIRE(io.run_one_for(10s) > 0);
-    }
-    return std::move(*outcome);
-}
 
 Fault lost_answer(Operation operation) {
     return Fault{.operation = operation, .action = Fault::Action::drop_handled};
@@ -253,7 +230,7 @@ TEST_SUITE("ledger") {
         {
             px::Client client(harness.io.get_executor(), options);
             bool created = false;
-            auto job = cancel_when(
+            auto job = test::cancel_when(
                 harness.io,
                 client.run(test::question("q"), {.on_created = [&](const px::Job&) { created = true; }}),
                 [&] { return created; });
@@ -390,12 +367,12 @@ TEST_SUITE("ledger") {
         px::Client client(harness.io.get_executor(), options);
         for (const char* label : {"kept", "dropped"}) {
             bool created = false;
-            auto response =
-                cancel_when(harness.io,
-                            client.run_response(
-                                px::ResponseRequest{.input = "q", .preset = "medium"},
-                                {.on_created = [&](const px::Response&) { created = true; }, .label = label}),
-                            [&] { return created; });
+            auto response = test::cancel_when(
+                harness.io,
+                client.run_response(
+                    px::ResponseRequest{.input = "q", .preset = "medium"},
+                    {.on_created = [&](const px::Response&) { created = true; }, .label = label}),
+                [&] { return created; });
             REQUIRE_FALSE(response);
         }
         auto entries = harness.entries();
@@ -464,7 +441,7 @@ TEST_SUITE("ledger") {
         px::Client client(harness.io.get_executor(), options);
         for (int i = 0; i < 5; ++i) {
             bool created = false;
-            auto job = cancel_when(
+            auto job = test::cancel_when(
                 harness.io,
                 client.run(test::question("q"), {.on_created = [&](const px::Job&) { created = true; }}),
                 [&] { return created; });
@@ -473,14 +450,14 @@ TEST_SUITE("ledger") {
         int outcomes = 0;
         const auto gets_before = harness.simulator.stats().gets_received;
         auto report =
-            cancel_when(harness.io,
-                        client.resume({.on_job =
-                                           [&](const px::LedgerEntry&, const auto& outcome) {
-                                               REQUIRE_FALSE(outcome);
-                                               CHECK(outcome.error().kind == px::ErrorKind::cancelled);
-                                               ++outcomes;
-                                           }}),
-                        [&] { return harness.simulator.stats().gets_received >= gets_before + 10; });
+            test::cancel_when(harness.io,
+                              client.resume({.on_job =
+                                                 [&](const px::LedgerEntry&, const auto& outcome) {
+                                                     REQUIRE_FALSE(outcome);
+                                                     CHECK(outcome.error().kind == px::ErrorKind::cancelled);
+                                                     ++outcomes;
+                                                 }}),
+                              [&] { return harness.simulator.stats().gets_received >= gets_before + 10; });
         REQUIRE(report);
         CHECK(report->resumed.size() == 5);
         CHECK(outcomes == 5);

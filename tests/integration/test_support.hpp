@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,6 +19,7 @@
 
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -108,6 +111,29 @@ inline px::ClientOptions options_for(const perplexity_sim::Simulator& simulator)
     options.api_key = simulator.options().api_key;
     options.ca_pem = simulator.ca_certificate_pem();
     return options;
+}
+
+/// Spawns `operation` with a cancellation slot, runs until `ready()`, cancels it (terminal), and returns
+/// its result.
+template <class T>
+T cancel_when(asio::io_context& io, asio::awaitable<T> operation, const std::function<bool()>& ready) {
+    using namespace std::chrono_literals;
+    asio::cancellation_signal signal;
+    std::optional<T> outcome;
+    asio::co_spawn(io, std::move(operation),
+                   asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr error, T result) {
+                       REQUIRE_FALSE(error);
+                       outcome = std::move(result);
+                   }));
+    while (!ready() && !outcome) {
+        REQUIRE(io.run_one_for(10s) > 0);
+    }
+    REQUIRE_FALSE(outcome);
+    signal.emit(asio::cancellation_type::terminal);
+    while (!outcome) {
+        REQUIRE(io.run_one_for(10s) > 0);
+    }
+    return std::move(*outcome);
 }
 
 struct Harness {

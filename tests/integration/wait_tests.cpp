@@ -281,39 +281,19 @@ TEST_SUITE("retries") {
 }
 
 TEST_SUITE("cancellation") {
-    /// Spawns `operation` with a cancellation slot, runs until `ready()`, cancels, and returns the result.
-    template <class T>
-    T cancel_when(asio::io_context & io, asio::awaitable<T> operation, const std::function<bool()>& ready) {
-        asio::cancellation_signal signal;
-        std::optional<T> outcome;
-        asio::co_spawn(io, std::move(operation),
-                       asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr error, T result) {
-                           REQUIRE_FALSE(error);
-                           outcome = std::move(result);
-                       }));
-        while (!ready() && !outcome) {
-            REQUIRE(io.run_one_for(10s) > 0);
-        }
-        REQUIRE_FALSE(outcome);
-        signal.emit(asio::cancellation_type::terminal);
-        while (!outcome) {
-            REQUIRE(io.run_one_for(10s) > 0);
-        }
-        return std::move(*outcome);
-    }
-
     TEST_CASE("during a sleep between polls") {
         test::Harness harness({.in_progress_for = std::chrono::minutes(10)});
         px::ClientOptions options = fast(harness.client_options());
         options.poll.backoff.initial = options.poll.backoff.max = std::chrono::minutes(5);
         px::Client client(harness.io.get_executor(), options);
         bool sleeping = false;
-        auto job = cancel_when(harness.io,
-                               client.run(question("q"), {.on_progress =
-                                                              [&](const px::ProgressEvent& event) {
-                                                                  sleeping = event.kind == Kind::sleeping;
-                                                              }}),
-                               [&] { return sleeping; });
+        auto job = test::cancel_when(harness.io,
+                                     client.run(question("q"), {.on_progress =
+                                                                    [&](const px::ProgressEvent& event) {
+                                                                        sleeping =
+                                                                            event.kind == Kind::sleeping;
+                                                                    }}),
+                                     [&] { return sleeping; });
         REQUIRE_FALSE(job.has_value());
         CHECK(job.error().kind == px::ErrorKind::cancelled);
         REQUIRE(job.error().job_id);
@@ -327,8 +307,8 @@ TEST_SUITE("cancellation") {
         px::Client client(harness.io.get_executor(), fast(harness.client_options()));
         auto created = harness.run(client.create(question("q")));
         REQUIRE(created.has_value());
-        auto job = cancel_when(harness.io, client.wait(created->id),
-                               [&] { return harness.simulator.stats().gets_received == 1; });
+        auto job = test::cancel_when(harness.io, client.wait(created->id),
+                                     [&] { return harness.simulator.stats().gets_received == 1; });
         REQUIRE_FALSE(job.has_value());
         CHECK(job.error().kind == px::ErrorKind::cancelled);
         CHECK(job.error().job_id == created->id);
@@ -341,7 +321,7 @@ TEST_SUITE("cancellation") {
         test::LoopbackServer mute(io);  // accepts, reads, never speaks TLS
         const std::string url = "https" + mute.base_url().substr(4);
         px::Client client(io.get_executor(), {.base_url = url, .api_key = test::secret_key});
-        auto page = cancel_when(io, client.list(), [&] { return mute.accepted() == 1; });
+        auto page = test::cancel_when(io, client.list(), [&] { return mute.accepted() == 1; });
         REQUIRE_FALSE(page.has_value());
         CHECK(page.error().kind == px::ErrorKind::cancelled);
     }

@@ -50,6 +50,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -531,7 +532,9 @@ class Engine {
         for (const LedgerEntry& entry : entries) {
             operations.push_back(boost::asio::co_spawn(
                 executor_,
-                entry.api == LedgerApi::agent ? resume_response(entry, options) : resume_job(entry, options),
+                entry.api == LedgerApi::agent
+                    ? resume_entry<AgentResponses>(entry, options.wait_response, options.on_response)
+                    : resume_entry<SonarJobs>(entry, options.wait, options.on_job),
                 boost::asio::deferred));
         }
         if (operations.empty()) {
@@ -541,28 +544,21 @@ class Engine {
             .async_wait(boost::asio::experimental::wait_for_all(), boost::asio::use_awaitable);
     }
 
-    boost::asio::awaitable<void> resume_job(const LedgerEntry& entry, const ResumeOptions& options) {
-        const PollPolicy& policy = options.wait.poll ? *options.wait.poll : options_.poll;
-        WaitMachine machine(policy, Clock::now() + policy.deadline, entry.job_id);
+    /// One resumed entry, from its first step to its outcome, which goes to the caller's handler.
+    template <class Vocabulary>
+    boost::asio::awaitable<void> resume_entry(
+        const LedgerEntry& entry, const typename Vocabulary::Options& wait,
+        const std::function<void(const LedgerEntry&, const expected<typename Vocabulary::Item, Error>&)>&
+            on_outcome) {
+        const PollPolicy& policy = wait.poll ? *wait.poll : options_.poll;
+        BasicWaitMachine<Vocabulary> machine(policy, Clock::now() + policy.deadline, entry.job_id,
+                                             Vocabulary::cancels_on_abandon(wait));
         EntryId id = entry.id;
-        const WaitStep first = co_await resume_step(entry, machine, options.wait, id);
-        co_await poll_until_final(machine, first, options.wait, id);
-        const expected<Job, Error> outcome = std::move(machine).result();
-        if (options.on_job) {
-            options.on_job(entry, outcome);
-        }
-    }
-
-    boost::asio::awaitable<void> resume_response(const LedgerEntry& entry, const ResumeOptions& options) {
-        const PollPolicy& policy = options.wait_response.poll ? *options.wait_response.poll : options_.poll;
-        ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, entry.job_id,
-                                    AgentResponses::cancels_on_abandon(options.wait_response));
-        EntryId id = entry.id;
-        const ResponseWaitStep first = co_await resume_step(entry, machine, options.wait_response, id);
-        co_await poll_until_final(machine, first, options.wait_response, id);
-        const expected<Response, Error> outcome = std::move(machine).result();
-        if (options.on_response) {
-            options.on_response(entry, outcome);
+        const auto first = co_await resume_step(entry, machine, wait, id);
+        co_await poll_until_final(machine, first, wait, id);
+        const expected<typename Vocabulary::Item, Error> outcome = std::move(machine).result();
+        if (on_outcome) {
+            on_outcome(entry, outcome);
         }
     }
 
