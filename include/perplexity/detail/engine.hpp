@@ -316,17 +316,16 @@ class Engine {
         return job;
     }
 
-    /// The create of `run`, settled by the machine. One coroutine, rather than create's, so that a job
-    /// queued for a connection in a burst of runs holds one frame fewer.
+    /// The create of `run`, settled by the machine. A plain function: the create is one coroutine
+    /// (create_recorded), so that a job queued for a connection in a burst of runs holds one frame fewer.
     boost::asio::awaitable<WaitStep> create_for_run(std::unique_ptr<ChatRequest> request,
                                                     const std::string& key, WaitMachine& machine,
                                                     const WaitOptions& options, EntryId& entry) {
         if (const auto refused = refuse_invalid_create(check_create(*request, key), key, machine)) {
-            co_return *refused;
+            return ready(*refused);
         }
-        std::string request_text = boost::json::serialize(boost::json::value_from(*request));
-        request.reset();
-        co_return co_await create_recorded(std::move(request_text), key, machine, options, entry);
+        return create_recorded(boost::json::serialize(boost::json::value_from(*request)), key, machine,
+                               options, entry);
     }
 
     /// The create of `run_response`, settled by the machine; sent once, as no key makes it safe to repeat.
@@ -334,14 +333,23 @@ class Engine {
                                                                      ResponseWaitMachine& machine,
                                                                      const ResponseWaitOptions& options,
                                                                      EntryId& entry) {
-        if (const auto refused = refuse_invalid_create(check_response_create(*request), {}, machine)) {
-            co_return *refused;
+        if (const auto refused = refuse_invalid_create(check_response_create(*request), no_key(), machine)) {
+            return ready(*refused);
         }
-        std::string body = boost::json::serialize(create_response_body(*request));
-        request.reset();
-        // A named empty key, not a `{}` temporary, which GCC 12 mishandles in a co_await expression.
-        const std::string no_key;
-        co_return co_await create_recorded(std::move(body), no_key, machine, options, entry);
+        return create_recorded(boost::json::serialize(create_response_body(*request)), no_key(), machine,
+                               options, entry);
+    }
+
+    /// The key of a create that has none (the Agent API's): one empty string that outlives every create.
+    static const std::string& no_key() {
+        static const std::string none;
+        return none;
+    }
+
+    /// An awaitable of a step already decided.
+    template <class Step>
+    static boost::asio::awaitable<Step> ready(Step step) {
+        co_return step;
     }
 
     /// The create of a run, or of a resumed pending entry (`entry` already set). With a ledger, the
@@ -355,20 +363,35 @@ class Engine {
         const typename Vocabulary::Options& options, EntryId& entry) {
         constexpr bool has_key = Vocabulary::ledger_api == LedgerApi::sonar;
         if (options_.ledger && entry == 0) {
-            auto added = co_await record_intent(Vocabulary::ledger_api, options.label, request_text, key);
-            if (!added) {
-                co_return *refuse_invalid_create(std::optional<Error>(intent_not_recorded(added.error())),
-                                                 key, machine);
+            if (const auto refused = co_await open_entry(request_text, key, machine, options, entry)) {
+                co_return *refused;
             }
-            entry = *added;
-            entries_in_hand_.insert(entry);
         }
         const HttpRequest http_request =
             has_key ? configuration_.requests.create(sonar_create_body(request_text, key))
-                    : configuration_.requests.create_response(std::move(request_text));
+                    : configuration_.requests.create_response(request_text);
+        // Only the body is needed from here on: the text's memory goes back now, not when the create ends.
+        std::string().swap(request_text);
         co_return settle_created(co_await execute(create_pacer_, http_request, has_key, machine.deadline(),
                                                   options.on_progress ? &options.on_progress : nullptr, {}),
                                  key, machine, options);
+    }
+
+    /// Records a run's intent as a new entry, taken in hand; when it cannot be, the step that ends the run
+    /// with the ledger's Error. A coroutine of its own, so that the Error takes no room in the frame of a
+    /// create that has no ledger.
+    template <class Vocabulary>
+    boost::asio::awaitable<std::optional<typename BasicWaitMachine<Vocabulary>::Step>> open_entry(
+        const std::string& request_text, const std::string& key, BasicWaitMachine<Vocabulary>& machine,
+        const typename Vocabulary::Options& options, EntryId& entry) {
+        auto added = co_await record_intent(Vocabulary::ledger_api, options.label, request_text, key);
+        if (!added) {
+            co_return refuse_invalid_create(std::optional<Error>(intent_not_recorded(added.error())), key,
+                                            machine);
+        }
+        entry = *added;
+        entries_in_hand_.insert(entry);
+        co_return std::nullopt;
     }
 
     // The ledger's records are made in plain functions: GCC 12 mishandles aggregate temporaries made
