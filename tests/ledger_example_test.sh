@@ -9,13 +9,6 @@ batch=$2
 sim=$3
 source "$(dirname "$0")/example_lib.sh"
 
-    : >"$file"
-    for i in $(seq "$n"); do
-        local marker=""
-        [ "q$i" = "$fail" ] && marker=" [[fail]]"
-        printf '{"id": "q%d", "question": "question number %d%s"}\n' "$i" "$i" "$marker" >>"$file"
-    done
-}
 start_batch() {  # start_batch DIR URL ARGS...: in the background, sets batch_pid
     local dir=$1 url=$2
     shift 2
