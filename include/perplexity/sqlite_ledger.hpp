@@ -383,24 +383,28 @@ class SqliteLedger final : public Ledger {
         // a descriptor of ours on the ledger, closed when a second open is refused, would silently take
         // the first SqliteLedger's SQLite locks away. And on NFS, Linux emulates flock with POSIX locks,
         // which would then collide with SQLite's own on the same file.
+        // A reader (SqliteLedgerOptions::read_only) takes no lock: it writes nothing, and WAL lets it read
+        // beside the writer.
         const std::string lock_path = path_ + "-lock";
-        if (options_.read_only) {
-            return open_for_reading();
-        }
-        if (const auto failed = detail::sqlite::ExclusiveFileLock::acquire(lock_path, lock_)) {
-            if (failed->held_by_other) {
-                return open_failure(
-                    "is in use by another process (or by another SqliteLedger in this one): " + lock_path +
-                    " is locked");
+        if (!options_.read_only) {
+            if (const auto failed = detail::sqlite::ExclusiveFileLock::acquire(lock_path, lock_)) {
+                if (failed->held_by_other) {
+                    return open_failure(
+                        "is in use by another process (or by another SqliteLedger in "
+                        "this one): " +
+                        lock_path + " is locked");
+                }
+                return open_failure("cannot be locked: " + std::string(failed->step) + " " + lock_path +
+                                    " failed: " + std::strerror(failed->error_number));
             }
-            return open_failure("cannot be locked: " + std::string(failed->step) + " " + lock_path +
-                                " failed: " + std::strerror(failed->error_number));
         }
-        if (const auto failed = detail::sqlite::Connection::open(path_, connection_)) {
-            return open_failure("cannot be opened (" + describe(*failed) + ")");
+        if (const auto failed = detail::sqlite::Connection::open(path_, connection_, options_.read_only)) {
+            return open_failure(
+                std::string(options_.read_only ? "cannot be opened for reading (" : "cannot be opened (") +
+                describe(*failed) + ")");
         }
         connection_.busy_timeout(static_cast<int>(options_.busy_timeout.count()));
-        if (connection_.read_only()) {
+        if (!options_.read_only && connection_.read_only()) {
             return open_failure("is read-only: a ledger must be writable");
         }
 
@@ -421,6 +425,9 @@ class SqliteLedger final : public Ledger {
             return unreadable_failure(*unreadable);
         }
         const bool fresh = application == 0 && version == 0 && objects == 0;
+        if (fresh && options_.read_only) {
+            return open_failure("is not a perplexity-async ledger (yet): it is empty");
+        }
         if (!fresh && application != application_id) {
             return open_failure(application == 0
                                     ? "is not a perplexity-async ledger: it is a SQLite database with "
@@ -437,6 +444,9 @@ class SqliteLedger final : public Ledger {
         if (!fresh && version < schema_version) {
             return open_failure(
                 "is damaged: it is marked as a perplexity-async ledger but has no schema version");
+        }
+        if (options_.read_only) {
+            return check_entries_table();
         }
 
         // WAL: a commit appends to one log instead of rewriting pages in place, so a commit costs one
@@ -462,54 +472,19 @@ class SqliteLedger final : public Ledger {
             return failed;
         }
 
-        if (fresh) {
-            if (std::optional<Error> failed = create_schema()) {
-                return failed;
-            }
-        } else {
-            std::int64_t tables = 0;
-            if (const auto failed = connection_.query_int64(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'entries'", tables)) {
-                return open_failure("cannot be read (" + describe(*failed) + ")");
-            }
-            if (tables != 1) {
-                return open_failure(
-                    "is damaged: it is marked as a perplexity-async ledger but has no entries table");
-            }
-        }
-        return std::nullopt;
+        return fresh ? create_schema() : check_entries_table();
     }
 
-    /// SqliteLedgerOptions::read_only: no lock and no write; the file must already be a ledger of a schema
-    /// this release reads.
-    std::optional<Error> open_for_reading() {
-        if (const auto failed = detail::sqlite::Connection::open(path_, connection_, true)) {
-            return open_failure("cannot be opened for reading (" + describe(*failed) + ")");
+    /// A file marked as a ledger must have the table of entries.
+    std::optional<Error> check_entries_table() {
+        std::int64_t tables = 0;
+        if (const auto failed = connection_.query_int64(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'entries'", tables)) {
+            return open_failure("cannot be read (" + describe(*failed) + ")");
         }
-        connection_.busy_timeout(static_cast<int>(options_.busy_timeout.count()));
-        std::int64_t application = 0;
-        std::int64_t version = 0;
-        std::optional<detail::sqlite::Failure> unreadable =
-            connection_.query_int64("PRAGMA application_id", application);
-        if (!unreadable) {
-            unreadable = connection_.query_int64("PRAGMA user_version", version);
-        }
-        if (unreadable) {
-            return unreadable_failure(*unreadable);
-        }
-        if (application != application_id) {
+        if (tables != 1) {
             return open_failure(
-                application == 0 && version == 0
-                    ? "is not a perplexity-async ledger (yet): it is empty or another database"
-                    : "is not a perplexity-async ledger");
-        }
-        if (version != schema_version) {
-            return open_failure(version > schema_version
-                                    ? "was written by a newer perplexity-async (ledger schema " +
-                                          std::to_string(version) + "; this release reads " +
-                                          std::to_string(schema_version) + ")"
-                                    : "is damaged: it is marked as a perplexity-async ledger but has no "
-                                      "schema version");
+                "is damaged: it is marked as a perplexity-async ledger but has no entries table");
         }
         return std::nullopt;
     }
