@@ -209,25 +209,23 @@ class Engine {
         }
         ResumeReport report;
         for (LedgerEntry& entry : *found) {
-            // Taken in hand here, before any await, so that no run or other resume of this Client works on
-            // the same entry at the same time.
-            if (!entries_in_hand_.insert(entry.id).second) {
+            if (entries_in_hand_.contains(entry.id)) {
                 continue;
             }
             switch (plan_resume(entry, std::chrono::system_clock::now(), options)) {
                 case ResumeAction::skip:
-                    entries_in_hand_.erase(entry.id);
                     break;
                 case ResumeAction::report_stale:
-                    entries_in_hand_.erase(entry.id);
                     report.stale.push_back(std::move(entry));
                     break;
                 case ResumeAction::report_unfindable:
-                    entries_in_hand_.erase(entry.id);
                     report.unfindable.push_back(std::move(entry));
                     break;
                 case ResumeAction::wait:
                 case ResumeAction::create_again:
+                    // Taken in hand before any await (the check above is in the same stretch), so that no
+                    // run or other resume of this Client works on the same entry at the same time.
+                    entries_in_hand_.insert(entry.id);
                     if (options.keep && !options.keep(entry)) {
                         co_await drop(entry);
                         entries_in_hand_.erase(entry.id);
@@ -245,7 +243,8 @@ class Engine {
 
   private:
     HttpRequest create_request(const ChatRequest& request, const std::optional<std::string>& key) const {
-        return configuration_.requests.create(boost::json::serialize(create_request_body(request, key)));
+        return configuration_.requests.create(
+            sonar_create_body(boost::json::serialize(boost::json::value_from(request)), key));
     }
 
     HttpRequest response_create_request(const ResponseRequest& request) const {
@@ -407,16 +406,28 @@ class Engine {
                                                  .at = std::chrono::system_clock::now()});
     }
 
-    boost::asio::awaitable<std::optional<Error>> record_dropped(EntryId entry, std::string note) {
-        return options_.ledger->update(entry, LedgerUpdate{.state = EntryState::dropped,
-                                                           .error = std::move(note),
-                                                           .at = std::chrono::system_clock::now()});
+    static LedgerUpdate dropped_update(std::string note) {
+        return LedgerUpdate{
+            .state = EntryState::dropped, .error = std::move(note), .at = std::chrono::system_clock::now()};
     }
 
-    /// `{"request": <request_text>, "idempotency_key": "<key>"}`, the request already JSON.
-    static std::string sonar_create_body(const std::string& request_text, const std::string& key) {
+    /// Applies `update` to `entry`. A failure does not stop what the Client is doing (the job exists
+    /// and is paid for), but is reported to ClientOptions::on_event.
+    boost::asio::awaitable<void> record(EntryId entry, LedgerUpdate update, std::string_view job_id) {
+        if (auto failed = co_await options_.ledger->update(entry, std::move(update))) {
+            report_ledger_failure(*failed, job_id);
+        }
+    }
+
+    /// `{"request": <request_text>, "idempotency_key": "<key>"}` (without the key when there is none), the
+    /// request already JSON: what create_request_body writes, from the text a ledger keeps.
+    static std::string sonar_create_body(const std::string& request_text,
+                                         const std::optional<std::string>& key) {
+        if (!key) {
+            return "{\"request\":" + request_text + "}";
+        }
         return "{\"request\":" + request_text +
-               ",\"idempotency_key\":" + boost::json::serialize(boost::json::string(key)) + "}";
+               ",\"idempotency_key\":" + boost::json::serialize(boost::json::string(*key)) + "}";
     }
 
     // What the drivers do between two awaits is done in plain member functions like these, so that the
@@ -514,8 +525,7 @@ class Engine {
         }
     }
 
-    /// Records what a run's step shows (the job id, a new status), if anything. A failure to record
-    /// does not stop the wait (the job exists and is paid for), but is reported to ClientOptions::on_event.
+    /// Records what a run's step shows (the job id, a new status), if anything.
     template <class Vocabulary>
     boost::asio::awaitable<void> record_progress(const BasicWaitMachine<Vocabulary>& machine,
                                                  const typename BasicWaitMachine<Vocabulary>::Step& step,
@@ -523,19 +533,15 @@ class Engine {
         // Only a step that changed the status is recorded, and its job then lives in the machine (a stale
         // answer, which lives no longer than settle_poll, never changes the status).
         if (auto update = progress_update<Vocabulary>(step, std::chrono::system_clock::now())) {
-            if (auto failed = co_await options_.ledger->update(entry, std::move(*update))) {
-                report_ledger_failure(*failed, machine.job_id());
-            }
+            co_await record(entry, std::move(*update), machine.job_id());
         }
     }
 
     template <class Vocabulary>
     boost::asio::awaitable<void> record_outcome(const BasicWaitMachine<Vocabulary>& machine, EntryId entry) {
-        auto update =
+        LedgerUpdate update =
             final_update<Vocabulary>(machine.job(), machine.error(), std::chrono::system_clock::now());
-        if (auto failed = co_await options_.ledger->update(entry, std::move(update))) {
-            report_ledger_failure(*failed, machine.job_id());
-        }
+        co_await record(entry, std::move(update), machine.job_id());
     }
 
     void report_ledger_failure(const Error& error, std::string_view job_id) const {
@@ -624,9 +630,8 @@ class Engine {
         } else if (!entry.job_id.empty()) {
             note += "; the Sonar API cannot cancel a job, which runs to its end";
         }
-        if (auto failed = co_await record_dropped(entry.id, std::move(note))) {
-            report_ledger_failure(*failed, entry.job_id);
-        }
+        LedgerUpdate dropped = dropped_update(std::move(note));
+        co_await record(entry.id, std::move(dropped), entry.job_id);
     }
 
     /// One poll, its answer fed to the machine and reported. It sends the request itself rather than
