@@ -42,6 +42,14 @@ struct LedgerHarness : test::Harness {
     std::shared_ptr<px::MemoryLedger> ledger = std::make_shared<px::MemoryLedger>();
 };
 
+/// A run whose caller cancels it as soon as its job exists, which leaves its entry running.
+px::expected<px::Job, px::Error> run_cancelled_once_created(asio::io_context& io, px::Client& client) {
+    bool created = false;
+    return test::cancel_when(
+        io, client.run(test::question("q"), {.on_created = [&](const px::Job&) { created = true; }}),
+        [&] { return created; });
+}
+
 Fault lost_answer(Operation operation) {
     return Fault{.operation = operation, .action = Fault::Action::drop_handled};
 }
@@ -229,11 +237,7 @@ TEST_SUITE("ledger") {
         px::ClientOptions options = harness.client_options();
         {
             px::Client client(harness.io.get_executor(), options);
-            bool created = false;
-            auto job = test::cancel_when(
-                harness.io,
-                client.run(test::question("q"), {.on_created = [&](const px::Job&) { created = true; }}),
-                [&] { return created; });
+            auto job = run_cancelled_once_created(harness.io, client);
             REQUIRE_FALSE(job);
             CHECK(job.error().kind == px::ErrorKind::cancelled);
         }
@@ -440,11 +444,7 @@ TEST_SUITE("ledger") {
         options.poll.backoff = {.initial = 20ms, .growth = 1.0, .max = 20ms, .jitter = 0};
         px::Client client(harness.io.get_executor(), options);
         for (int i = 0; i < 5; ++i) {
-            bool created = false;
-            auto job = test::cancel_when(
-                harness.io,
-                client.run(test::question("q"), {.on_created = [&](const px::Job&) { created = true; }}),
-                [&] { return created; });
+            auto job = run_cancelled_once_created(harness.io, client);
             REQUIRE_FALSE(job);
         }
         int outcomes = 0;
