@@ -357,6 +357,12 @@ TEST_SUITE("samples") {
             .reasoning_effort = px::ReasoningEffort::medium};
         const json::object body = px::create_request_body(request, "7f0c1e8a-3d4b-4c6e-9a51-2b7d8e0f1a22");
         CHECK(json::value(body) == json::parse(read_sample("create_request.json")));
+        // The text the Client sends (from the request's JSON, which a ledger keeps) is the same body.
+        const std::string request_text = json::serialize(json::value_from(request));
+        CHECK(px::detail::create_body_from_text(request_text, "7f0c1e8a-3d4b-4c6e-9a51-2b7d8e0f1a22") ==
+              json::serialize(body));
+        CHECK(px::detail::create_body_from_text(request_text, std::nullopt) ==
+              json::serialize(px::create_request_body(request)));
     }
 
     TEST_CASE("error bodies in the envelope shape") {

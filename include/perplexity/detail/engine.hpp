@@ -244,7 +244,7 @@ class Engine {
   private:
     HttpRequest create_request(const ChatRequest& request, const std::optional<std::string>& key) const {
         return configuration_.requests.create(
-            sonar_create_body(boost::json::serialize(boost::json::value_from(request)), key));
+            create_body_from_text(boost::json::serialize(boost::json::value_from(request)), key));
     }
 
     HttpRequest response_create_request(const ResponseRequest& request) const {
@@ -367,7 +367,7 @@ class Engine {
             }
         }
         const HttpRequest http_request =
-            has_key ? configuration_.requests.create(sonar_create_body(request_text, key))
+            has_key ? configuration_.requests.create(create_body_from_text(request_text, key))
                     : configuration_.requests.create_response(request_text);
         // Only the body is needed from here on: the text's memory goes back now, not when the create ends.
         std::string().swap(request_text);
@@ -417,17 +417,6 @@ class Engine {
         if (auto failed = co_await options_.ledger->update(entry, std::move(update))) {
             report_ledger_failure(*failed, job_id);
         }
-    }
-
-    /// `{"request": <request_text>, "idempotency_key": "<key>"}` (without the key when there is none), the
-    /// request already JSON: what create_request_body writes, from the text a ledger keeps.
-    static std::string sonar_create_body(const std::string& request_text,
-                                         const std::optional<std::string>& key) {
-        if (!key) {
-            return "{\"request\":" + request_text + "}";
-        }
-        return "{\"request\":" + request_text +
-               ",\"idempotency_key\":" + boost::json::serialize(boost::json::string(*key)) + "}";
     }
 
     // What the drivers do between two awaits is done in plain member functions like these, so that the

@@ -8,6 +8,8 @@
 #include <perplexity/response_request.hpp>
 
 #include <boost/beast/http/verb.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -135,6 +137,18 @@ inline std::optional<Error> check_response_create(const ResponseRequest& request
 
 /// The requests of one Client: the collection's target and the header lines every request carries
 /// (which hold the API key) are fixed when the Client is configured.
+/// The body of a Sonar create, `{"request": <request_text>, "idempotency_key": "<key>"}` (without the key
+/// when there is none), from the request already written as JSON: what `create_request_body` writes, from
+/// the text a ledger keeps, with no second parse.
+inline std::string create_body_from_text(const std::string& request_text,
+                                         const std::optional<std::string>& key) {
+    if (!key) {
+        return "{\"request\":" + request_text + "}";
+    }
+    return "{\"request\":" + request_text +
+           ",\"idempotency_key\":" + boost::json::serialize(boost::json::string(*key)) + "}";
+}
+
 class RequestRenderer {
   public:
     RequestRenderer() = default;
