@@ -3,7 +3,7 @@
 /// responses of the Agent API.
 #pragma once
 
-#include <perplexity/detail/engine.hpp>
+#include <perplexity/detail/config.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>
 #include <perplexity/job.hpp>
@@ -23,6 +23,10 @@
 #include <utility>
 
 namespace perplexity {
+
+namespace detail {
+class Engine;
+}  // namespace detail
 
 /// A client of Perplexity's two async APIs: the Sonar async chat completions API (`create`, `get`,
 /// `list`, `wait`, `run`) and the Agent API's background responses (`create_response`, `get_response`,
@@ -73,12 +77,12 @@ class Client {
     /// store) here, synchronously; opens no connection. Unusable options do not throw: they are kept in
     /// configuration_error() and returned by every operation.
     Client(executor_type executor, ClientOptions options)
-        : executor_(std::move(executor)), options_(std::move(options)), engine_(executor_, options_) {}
+        : Client(std::move(executor), std::move(options), detail::ExpectedFlavour{}) {}
 
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    ~Client() = default;
+    ~Client();
 
     /// The executor given at construction.
     executor_type get_executor() const noexcept { return executor_; }
@@ -87,15 +91,15 @@ class Client {
 
     /// Why the options are unusable, if they are (an `ErrorKind::invalid_argument` Error: bad base URL,
     /// no API key, an unreadable CA, ...); every operation then fails with this error.
-    const std::optional<Error>& configuration_error() const noexcept { return engine_.configuration_error(); }
+    const std::optional<Error>& configuration_error() const noexcept;
 
     /// Connections kept open for reuse right now.
-    std::size_t idle_connection_count() const noexcept { return engine_.pool().idle_count(); }
+    std::size_t idle_connection_count() const noexcept;
     /// Connections open right now: idle, in use or being opened; never more than
     /// ClientOptions::max_connections.
-    std::size_t open_connection_count() const noexcept { return engine_.pool().open_count(); }
+    std::size_t open_connection_count() const noexcept;
     /// Closes the idle connections now, e.g. before a long quiet period.
-    void close_idle_connections() noexcept { engine_.pool().close_idle(); }
+    void close_idle_connections() noexcept;
 
     /// Submits a job. The returned Job is usually CREATED.
     ///
@@ -115,25 +119,19 @@ class Client {
     /// exist, create again with the same key (make one with `make_idempotency_key()`), or list recent
     /// jobs.
     boost::asio::awaitable<expected<Job, Error>> create(
-        ChatRequest request, std::optional<std::string> idempotency_key = std::nullopt) {
-        return engine_.create(std::move(request), std::move(idempotency_key));
-    }
+        ChatRequest request, std::optional<std::string> idempotency_key = std::nullopt);
 
     /// Fetches a job by id, retrying per ClientOptions::retry. An unknown or expired id is
     /// `ErrorKind::http_status` with status 404; an answer about another job is `ErrorKind::decode`; an
     /// empty id is `ErrorKind::invalid_argument`. Every other Error carries `job_id`.
-    boost::asio::awaitable<expected<Job, Error>> get(std::string job_id) {
-        return engine_.get<detail::SonarJobs>(std::move(job_id));
-    }
+    boost::asio::awaitable<expected<Job, Error>> get(std::string job_id);
 
     /// Fetches one page of the job list, newest first. `limit` is the page size (the API's default when
     /// not set; 0 is `ErrorKind::invalid_argument`); `next_token` comes from the previous page. Retried
     /// per ClientOptions::retry.
     boost::asio::awaitable<expected<JobPage, Error>> list(
         std::optional<std::size_t> limit = std::nullopt,
-        std::optional<std::string> next_token = std::nullopt) {
-        return engine_.list(limit, std::move(next_token));
-    }
+        std::optional<std::string> next_token = std::nullopt);
 
     /// Polls a job until it is COMPLETED (the result) or FAILED (an `ErrorKind::job_failed` Error carrying
     /// the job and its error_message), pacing polls per the PollPolicy (`options.poll`, else
@@ -147,15 +145,11 @@ class Client {
     ///
     /// The first poll is made at once; polls share a pacing state with `get` and `list` (a 429 pauses
     /// them all). `options.on_progress` sees each poll, status change, retry and sleep.
-    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options) {
-        return engine_.wait<detail::SonarJobs>(std::move(job_id), std::move(options));
-    }
+    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id, WaitOptions options);
 
     /// `wait` with the default WaitOptions. (An overload rather than a default argument: GCC 12 mishandles
     /// a default argument of class type in a `co_await` expression, copying the options wrongly.)
-    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id) {
-        return engine_.wait<detail::SonarJobs>(std::move(job_id), WaitOptions{});
-    }
+    boost::asio::awaitable<expected<Job, Error>> wait(std::string job_id);
 
     /// Creates a job and waits for it: `create` with an idempotency key (a fresh UUID v4 unless
     /// `options.idempotency_key` gives one) reused on every retry, so a job is never created twice, then
@@ -171,16 +165,10 @@ class Client {
     /// going on. When the intent cannot be recorded, nothing is sent and the result is an
     /// `ErrorKind::ledger` Error; a later recording that fails is reported to ClientOptions::on_event
     /// (`ledger_write_failed`) and the wait goes on. `options.label` is stored with the entry.
-    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options) {
-        // On the heap, the request is freed once the create has been answered instead of staying in the
-        // frame of the whole wait.
-        return engine_.run(std::make_unique<ChatRequest>(std::move(request)), std::move(options));
-    }
+    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request, WaitOptions options);
 
     /// `run` with the default WaitOptions (an overload, for GCC 12: see `wait`).
-    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request) {
-        return engine_.run(std::make_unique<ChatRequest>(std::move(request)), WaitOptions{});
-    }
+    boost::asio::awaitable<expected<Job, Error>> run(ChatRequest request);
 
     // The Agent API's background responses.
 
@@ -194,25 +182,19 @@ class Client {
     /// more than 5 models; max_steps outside 1..100; max_output_tokens <= 0; store = false, which would
     /// hide the response from retrieve), an `http_status` 400 naming the field the API refused in
     /// `Error::api_param`, and any kind a request can fail with.
-    boost::asio::awaitable<expected<Response, Error>> create_response(ResponseRequest request) {
-        return engine_.create_response(std::move(request));
-    }
+    boost::asio::awaitable<expected<Response, Error>> create_response(ResponseRequest request);
 
     /// Retrieves a response by id (`GET /v1/responses/{id}`), retrying per ClientOptions::retry. A
     /// failed or cancelled run is a Response with that status, not an Error (the API answers 200). An
     /// unknown id (or one created with store = false) is `http_status` 404; an answer about another
     /// response is `decode`. Every Error carries the id in `job_id`.
-    boost::asio::awaitable<expected<Response, Error>> get_response(std::string response_id) {
-        return engine_.get<detail::AgentResponses>(std::move(response_id));
-    }
+    boost::asio::awaitable<expected<Response, Error>> get_response(std::string response_id);
 
     /// Asks the server to cancel a running response (`POST /v1/responses/{id}/cancel`). Asynchronous: the
     /// acknowledgement says "cancelling", and the response shows `cancelled` shortly after. Errors: an
     /// `http_status` 400 when the response has already ended, 404 when the id is unknown or another
     /// account's (each with a message saying so), and any kind a request can fail with.
-    boost::asio::awaitable<expected<CancelAcknowledgement, Error>> cancel_response(std::string response_id) {
-        return engine_.cancel_response(std::move(response_id));
-    }
+    boost::asio::awaitable<expected<CancelAcknowledgement, Error>> cancel_response(std::string response_id);
 
     /// Polls a response until it ends, like `wait`. The result is the response once it is `completed`,
     /// `requires_action` (the model called one of your function tools: see Response::function_calls,
@@ -223,14 +205,10 @@ class Client {
     /// cancellation and failed polls end it as for `wait`, with the response as last seen in
     /// `Error::response`; with `options.cancel_on_abandon`, the run is then also cancelled on the server.
     boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id,
-                                                                    ResponseWaitOptions options) {
-        return engine_.wait<detail::AgentResponses>(std::move(response_id), std::move(options));
-    }
+                                                                    ResponseWaitOptions options);
 
     /// `wait_response` with the default ResponseWaitOptions (an overload, for GCC 12: see `wait`).
-    boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id) {
-        return engine_.wait<detail::AgentResponses>(std::move(response_id), ResponseWaitOptions{});
-    }
+    boost::asio::awaitable<expected<Response, Error>> wait_response(std::string response_id);
 
     /// Creates a background response and waits for it: `create_response`, then `wait_response`, under one
     /// PollPolicy deadline. `options.on_created` sees the response before the first poll: persist its id
@@ -239,16 +217,10 @@ class Client {
     /// `create_response` and `wait_response`. With ClientOptions::ledger, recorded as `run` is; without
     /// a key, a run whose create's answer was lost is one `resume` can only report.
     boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request,
-                                                                   ResponseWaitOptions options) {
-        return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),
-                                    std::move(options));
-    }
+                                                                   ResponseWaitOptions options);
 
     /// `run_response` with the default ResponseWaitOptions (an overload, for GCC 12: see `wait`).
-    boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request) {
-        return engine_.run_response(std::make_unique<ResponseRequest>(std::move(request)),
-                                    ResponseWaitOptions{});
-    }
+    boost::asio::awaitable<expected<Response, Error>> run_response(ResponseRequest request);
 
     // Durable jobs (ClientOptions::ledger).
 
@@ -271,17 +243,27 @@ class Client {
     /// without a ledger, `ledger` when it cannot be read; the failures of single entries are theirs, in
     /// their handlers and in the ledger. Cancelling resume cancels every wait it started (their entries
     /// stay unfinished, for the next resume).
-    boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options) {
-        return engine_.resume(std::move(options));
-    }
+    boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options);
 
     /// `resume` with the default ResumeOptions (an overload, for GCC 12: see `wait`).
-    boost::asio::awaitable<expected<ResumeReport, Error>> resume() { return engine_.resume(ResumeOptions{}); }
+    boost::asio::awaitable<expected<ResumeReport, Error>> resume();
 
   private:
+    // The constructor the public one delegates to. Its last parameter names which `expected` this unit
+    // uses, so that with separate compilation a unit compiled against the other one (C++23's
+    // std::expected against the library's own, say) fails to link, naming the mismatch, instead of
+    // passing results of another layout at run time.
+    Client(executor_type executor, ClientOptions options, detail::ExpectedFlavour);
+
     executor_type executor_;
     ClientOptions options_;
-    detail::Engine engine_;
+    // Behind a pointer, so that a unit using the Client needs neither the engine's definition nor the
+    // Beast, OpenSSL and Asio SSL headers it is built on (see <perplexity/src.hpp>).
+    std::unique_ptr<detail::Engine> engine_;
 };
 
 }  // namespace perplexity
+
+#ifndef PERPLEXITY_ASYNC_SEPARATE_COMPILATION
+#include <perplexity/detail/client.ipp>
+#endif

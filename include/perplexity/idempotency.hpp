@@ -2,8 +2,6 @@
 /// make_idempotency_key, for programs that call Client::create themselves (or choose `run`'s key).
 #pragma once
 
-#include <perplexity/detail/uuid.hpp>
-
 #include <string>
 
 namespace perplexity {
@@ -21,8 +19,10 @@ namespace perplexity {
 /// still returns the first job. To pick a job up after your process restarts, store the key before
 /// the create is sent (`examples/batch.cpp` journals it). The API remembers keys for a limited time.
 /// Safe to call from any thread.
-inline std::string make_idempotency_key() {
-    return detail::uuid_v4();
-}
+std::string make_idempotency_key();
 
 }  // namespace perplexity
+
+#ifndef PERPLEXITY_ASYNC_SEPARATE_COMPILATION
+#include <perplexity/detail/idempotency.ipp>
+#endif

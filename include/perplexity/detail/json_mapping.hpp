@@ -6,10 +6,12 @@
 // requires (a missing or mistyped required member fails with its path).
 // Encoders write every required member, and an optional one only when it holds something: an empty
 // optional member is left out, unless its table entry says WhenAbsent::null and why.
-// Encoders are Boost.JSON `tag_invoke` overloads, so `boost::json::value_from(job)` works for users.
+// Encoders are Boost.JSON `tag_invoke` overloads, so `boost::json::value_from(job)` works for users;
+// json_encoders.hpp declares them and json.ipp defines them.
 #pragma once
 
 #include <perplexity/chat.hpp>
+#include <perplexity/detail/json_encoders.hpp>
 #include <perplexity/detail/json_fields.hpp>
 #include <perplexity/detail/json_reader.hpp>
 #include <perplexity/job.hpp>
@@ -23,20 +25,6 @@
 #include <string_view>
 
 namespace perplexity {
-
-// Declared ahead of the codecs and tables, which write nested model types through value_from.
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ContentPart& part);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Message& message);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const SearchResult& result);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Cost& cost);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Usage& usage);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Choice& choice);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
-                       const ChatCompletion& completion);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobSummary& summary);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Job& job);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobPage& page);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ChatRequest& request);
 
 namespace detail {
 
@@ -371,60 +359,5 @@ struct JsonDecoder<ChatRequest> {
 };
 
 }  // namespace detail
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ContentPart& part) {
-    detail::encode_fields(out.emplace_object(), part);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Message& message) {
-    detail::encode_fields(out.emplace_object(), message);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const SearchResult& result) {
-    detail::encode_fields(out.emplace_object(), result);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Cost& cost) {
-    detail::encode_fields(out.emplace_object(), cost);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Usage& usage) {
-    detail::encode_fields(out.emplace_object(), usage);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Choice& choice) {
-    detail::encode_fields(out.emplace_object(), choice);
-}
-
-/// Starts from the raw completion, so members this library does not model survive a round trip, then
-/// writes every typed member over it: the typed members are the truth, an empty one included (it is left
-/// out even when the raw object has it).
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
-                       const ChatCompletion& completion) {
-    boost::json::object& object = out.emplace_object();
-    object = completion.raw;
-    detail::encode_fields(object, completion);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobSummary& summary) {
-    detail::encode_fields(out.emplace_object(), summary);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Job& job) {
-    detail::encode_fields(out.emplace_object(), job);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const JobPage& page) {
-    detail::encode_fields(out.emplace_object(), page);
-}
-
-/// The chat parameters object (the `request` member of a create body).
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ChatRequest& request) {
-    boost::json::object& object = out.emplace_object();
-    detail::encode_fields(object, request);
-    for (const auto& [key, value] : request.extra_params) {
-        object[key] = value;
-    }
-}
 
 }  // namespace perplexity

@@ -5,6 +5,7 @@
 
 #include <perplexity/detail/error_body.hpp>
 #include <perplexity/detail/error_text.hpp>
+#include <perplexity/detail/json_parse.hpp>
 #include <perplexity/detail/request_machine.hpp>
 #include <perplexity/error.hpp>
 #include <perplexity/expected.hpp>

@@ -6,6 +6,7 @@
 // strictly: the API refuses any member it does not know, so only what the caller set is sent.
 #pragma once
 
+#include <perplexity/detail/json_encoders.hpp>
 #include <perplexity/detail/json_fields.hpp>
 #include <perplexity/detail/json_mapping.hpp>
 #include <perplexity/detail/json_reader.hpp>
@@ -21,18 +22,6 @@
 #include <variant>
 
 namespace perplexity {
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseError& error);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Annotation& annotation);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputContent& content);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputItem& item);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const FetchedPage& page);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseCost& cost);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseUsage& usage);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Response& response);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
-                       const CancelAcknowledgement& acknowledgement);
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseRequest& request);
 
 namespace detail {
 
@@ -343,99 +332,5 @@ inline json::value tool_json(const Tool& tool) {
 }
 
 }  // namespace detail
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseError& error) {
-    detail::encode_fields(out.emplace_object(), error);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Annotation& annotation) {
-    detail::encode_fields(out.emplace_object(), annotation);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputContent& content) {
-    detail::encode_fields(out.emplace_object(), content);
-}
-
-/// Written with its `type` first, as the API writes items; an OtherOutput as it came.
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const OutputItem& item) {
-    if (const auto* other = std::get_if<OtherOutput>(&item)) {
-        out = other->raw;
-        return;
-    }
-    boost::json::object& object = out.emplace_object();
-    object["type"] = output_type(item);
-    std::visit(
-        [&](const auto& alternative) {
-            using Alternative = std::decay_t<decltype(alternative)>;
-            if constexpr (!std::is_same_v<Alternative, OtherOutput>) {
-                detail::encode_fields(object, alternative);
-            }
-        },
-        item);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const FetchedPage& page) {
-    detail::encode_fields(out.emplace_object(), page);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseCost& cost) {
-    detail::encode_fields(out.emplace_object(), cost);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseUsage& usage) {
-    detail::encode_fields(out.emplace_object(), usage);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Response& response) {
-    detail::encode_fields(out.emplace_object(), response);
-}
-
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out,
-                       const CancelAcknowledgement& acknowledgement) {
-    detail::encode_fields(out.emplace_object(), acknowledgement);
-}
-
-/// The create body without `background`: exactly the members the caller set, then `extra_fields` over
-/// them.
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const ResponseRequest& request) {
-    using detail::put_if_set;
-    boost::json::object& body = out.emplace_object();
-    if (const auto* text = std::get_if<std::string>(&request.input)) {
-        body["input"] = *text;
-    } else {
-        boost::json::array items;
-        for (const InputItem& item : std::get<std::vector<InputItem>>(request.input)) {
-            items.push_back(detail::input_item_json(item));
-        }
-        body["input"] = std::move(items);
-    }
-    put_if_set(body, "model", request.model);
-    if (!request.models.empty()) {
-        body["models"] = boost::json::value_from(request.models);
-    }
-    put_if_set(body, "preset", request.preset);
-    put_if_set(body, "instructions", request.instructions);
-    put_if_set(body, "max_output_tokens", request.max_output_tokens);
-    put_if_set(body, "max_steps", request.max_steps);
-    if (request.reasoning_effort) {
-        body["reasoning"] = boost::json::object{{"effort", *request.reasoning_effort}};
-    }
-    put_if_set(body, "response_format", request.response_format);
-    if (!request.tools.empty()) {
-        boost::json::array tools;
-        for (const Tool& tool : request.tools) {
-            tools.push_back(detail::tool_json(tool));
-        }
-        body["tools"] = std::move(tools);
-    }
-    put_if_set(body, "language_preference", request.language_preference);
-    put_if_set(body, "previous_response_id", request.previous_response_id);
-    put_if_set(body, "store", request.store);
-    put_if_set(body, "temperature", request.temperature);
-    put_if_set(body, "top_p", request.top_p);
-    for (const auto& [key, value] : request.extra_fields) {
-        body[key] = value;
-    }
-}
 
 }  // namespace perplexity
