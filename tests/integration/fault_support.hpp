@@ -4,6 +4,8 @@
 
 #include "test_support.hpp"
 
+#include <perplexity/detail/io_step.hpp>
+
 #include <doctest/doctest.h>
 
 #include <boost/asio/error.hpp>

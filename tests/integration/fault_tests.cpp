@@ -5,6 +5,8 @@
 #include "scripted_server.hpp"
 #include "test_support.hpp"
 
+#include <perplexity/detail/uuid.hpp>
+
 #include <doctest/doctest.h>
 
 #include <boost/beast/http/error.hpp>

@@ -2,6 +2,8 @@
 // progress event, not even when the server echoes it back in every error body shape.
 #include "test_support.hpp"
 
+#include <perplexity/detail/error_body.hpp>
+
 #include <doctest/doctest.h>
 
 using namespace std::chrono_literals;
