@@ -195,6 +195,8 @@ void print_progress(const px::ProgressEvent& event) {
     using Kind = px::ProgressEvent::Kind;
     switch (event.kind) {
         case Kind::created:
+            // A status_changed event for the same answer follows, and prints its status.
+            break;
         case Kind::status_changed:
             // A wait on a job sets `job`, a wait on an Agent API response sets `response`.
             if (event.response != nullptr) {

@@ -21,7 +21,11 @@ check "the answer is printed" grep -q "Mars" "$workdir/out"
 check "citations are printed" grep -q "^Citations:" "$workdir/out"
 check "the cost is printed" grep -q "cost: \\$" "$workdir/out"
 check "the think block is not printed by default" bash -c "! grep -q '<think>' '$workdir/out'"
-check "status changes go to stderr" grep -q "COMPLETED" "$workdir/err"
+statuses() {  # statuses PREFIX: the statuses ask printed for its job (or response), one a line
+    sed -n "s/^$1 [^ ]* \([a-zA-Z_]*\)$/\1/p" "$workdir/err" | tr '\n' ' '
+}
+check "each status change is printed once, in order (got: $(statuses job))" \
+    [ "$(statuses job)" = "CREATED IN_PROGRESS COMPLETED " ]
 
 run_ask test-key --json "How many moons has Mars?"
 check "--json exits 0" [ "$code" -eq 0 ]
@@ -64,6 +68,8 @@ check "an agent response that completes exits 0 (got $code: $err)" [ "$code" -eq
 check "its answer is printed" grep -q 'Simulated answer to "How many moons has Mars?"' "$workdir/out"
 check "its usage and cost are printed" grep -q "^Tokens: .*cost: \\$" "$workdir/out"
 check "its status changes go to stderr" grep -q "^response resp_[^ ]* completed$" "$workdir/err"
+check "each of them once, in order (got: $(statuses response))" \
+    [ "$(statuses response)" = "queued in_progress completed " ]
 run_ask test-key --api agent --model perplexity/sonar "How many moons has Mars?"
 check "--model instead of the preset exits 0 (got $code: $err)" [ "$code" -eq 0 ]
 check "a model's answer comes with its sources" grep -q "^Sources:" "$workdir/out"
