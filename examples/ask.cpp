@@ -66,7 +66,8 @@ options:
                          response on the server (otherwise it keeps running, and costing)
   --deadline SECONDS     give up waiting after this long (default: 1800); the job may still complete
   --json                 print the final job (or response) as JSON instead of text
-  --show-thinking        also print the model's <think> block
+  --show-thinking        also print the <think> block that reasoning models such as sonar-deep-research
+                         write before their answer (hidden by default)
   --idempotency-key KEY  --api sonar: the key of the create (default: a new one each run); when a create
                          fails and its job may exist, ask prints the command that picks the job up by it
 )";

@@ -20,12 +20,27 @@ check "a completed job exits 0 (got $code: $err)" [ "$code" -eq 0 ]
 check "the answer is printed" grep -q "Mars" "$workdir/out"
 check "citations are printed" grep -q "^Citations:" "$workdir/out"
 check "the cost is printed" grep -q "cost: \\$" "$workdir/out"
-check "the think block is not printed by default" bash -c "! grep -q '<think>' '$workdir/out'"
+check "the think block is not printed by default" \
+    bash -c "! grep -q -e '<think>' -e '--- thinking ---' -e 'The user asks' '$workdir/out'"
+check "the answer is a few sentences, not padding" \
+    bash -c "grep -q '^Simulated answer to \"How many moons has Mars?\": .*\[3\]' '$workdir/out' &&
+        ! grep -q 'pads the simulated answer' '$workdir/out'"
+check "each of its three citations is printed" grep -q "^  \[3\] https://" "$workdir/out"
 statuses() {  # statuses PREFIX: the statuses ask printed for its job (or response), one a line
     sed -n "s/^$1 [^ ]* \([a-zA-Z_]*\)$/\1/p" "$workdir/err" | tr '\n' ' '
 }
 check "each status change is printed once, in order (got: $(statuses job))" \
     [ "$(statuses job)" = "CREATED IN_PROGRESS COMPLETED " ]
+
+run_ask test-key --show-thinking "How many moons has Mars?"
+check "--show-thinking exits 0 (got $code: $err)" [ "$code" -eq 0 ]
+check "--show-thinking prints the think block of sonar-deep-research, then the answer" \
+    bash -c "grep -A1 -x -- '--- thinking ---' '$workdir/out' | grep -q '^The user asks: \"How many moons has Mars?\"' &&
+        grep -A1 -x -- '--- answer ---' '$workdir/out' | grep -q '^Simulated answer to '"
+check "--show-thinking prints no tags" bash -c "! grep -q 'think>' '$workdir/out'"
+run_ask test-key --model sonar --show-thinking "How many moons has Mars?"
+check "a model that does not reason has no think block to show" \
+    bash -c "grep -q '^Simulated answer to ' '$workdir/out' && ! grep -q -- '--- thinking ---' '$workdir/out'"
 
 run_ask test-key --json "How many moons has Mars?"
 check "--json exits 0" [ "$code" -eq 0 ]
