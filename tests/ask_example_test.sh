@@ -85,6 +85,7 @@ check "its usage and cost are printed" grep -q "^Tokens: .*cost: \\$" "$workdir/
 check "its status changes go to stderr" grep -q "^response resp_[^ ]* completed$" "$workdir/err"
 check "each of them once, in order (got: $(statuses response))" \
     [ "$(statuses response)" = "queued in_progress completed " ]
+check "the preset's answer comes with its sources" grep -q "^  \[3\] https://.* (Background article" "$workdir/out"
 run_ask test-key --api agent --model perplexity/sonar "How many moons has Mars?"
 check "--model instead of the preset exits 0 (got $code: $err)" [ "$code" -eq 0 ]
 check "a model's answer comes with its sources" grep -q "^Sources:" "$workdir/out"
