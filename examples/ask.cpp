@@ -7,6 +7,9 @@
 //   PERPLEXITY_API_KEY=... ask --api agent --preset high "How many stars are in the Milky Way?"
 //   ask --base-url https://127.0.0.1:8443 --ca-file ca.pem "..."   (e.g. against perplexity-sim)
 //
+// When a Sonar create fails in a way that may have left a job behind (its answer was lost), ask prints
+// the command that picks that job up: the same one with --idempotency-key and the key the create used.
+//
 // Exit codes: 0 the job completed (Agent API: also a response that ended `incomplete`, whose partial
 // answer is printed with a warning on stderr), 1 the job FAILED, 2 bad usage or configuration, 3 any
 // other error (network, TLS, HTTP status, unexpected body), 4 the deadline passed with the job still
@@ -63,7 +66,10 @@ options:
                          response on the server (otherwise it keeps running, and costing)
   --deadline SECONDS     give up waiting after this long (default: 1800); the job may still complete
   --json                 print the final job (or response) as JSON instead of text
-  --show-thinking        also print the model's <think> block
+  --show-thinking        also print the <think> block that reasoning models such as sonar-deep-research
+                         write before their answer (hidden by default)
+  --idempotency-key KEY  --api sonar: the key of the create (default: a new one each run); when a create
+                         fails and its job may exist, ask prints the command that picks the job up by it
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
@@ -88,11 +94,15 @@ struct Arguments {
     std::chrono::seconds deadline{1800};
     bool json = false;
     bool show_thinking = false;
+    std::optional<std::string> idempotency_key{};
     std::string question{};
+    // As typed, for the command ask suggests running again.
+    std::vector<std::string> command_line{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
     Arguments arguments;
+    arguments.command_line.assign(argv, argv + argc);
     examples::Flags flags("ask", argc, argv);
     while (flags.next()) {
         const std::string_view word = flags.word();
@@ -111,6 +121,13 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
             arguments.json = true;
         } else if (word == "--show-thinking") {
             arguments.show_thinking = true;
+        } else if (word == "--idempotency-key") {
+            arguments.idempotency_key = flags.value();
+            bad = !arguments.idempotency_key;
+            if (arguments.idempotency_key && arguments.idempotency_key->empty()) {
+                flags.complain("--idempotency-key needs a key that is not empty");
+                bad = true;
+            }
         } else if (word.starts_with("--")) {
             flags.unknown();
             return std::nullopt;
@@ -123,6 +140,12 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         }
     }
     if (!arguments.api.consistent("ask")) {
+        return std::nullopt;
+    }
+    if (arguments.api.agent && arguments.idempotency_key) {
+        // Said here rather than ignored: a user relying on the key to pick a lost run up could not.
+        std::cerr << "ask: --idempotency-key needs --api sonar: the Agent API has no idempotency keys, so "
+                     "a response whose create was lost cannot be picked up\n";
         return std::nullopt;
     }
     if (!arguments.api.agent && arguments.cancel_on_abandon) {
@@ -195,6 +218,8 @@ void print_progress(const px::ProgressEvent& event) {
     using Kind = px::ProgressEvent::Kind;
     switch (event.kind) {
         case Kind::created:
+            // A status_changed event for the same answer follows, and prints its status.
+            break;
         case Kind::status_changed:
             // A wait on a job sets `job`, a wait on an Agent API response sets `response`.
             if (event.response != nullptr) {
@@ -212,6 +237,35 @@ void print_progress(const px::ProgressEvent& event) {
     }
 }
 
+/// `word` as a POSIX shell reads it back: quoted unless it is made of characters no shell treats specially.
+std::string shell_quoted(std::string_view word) {
+    constexpr std::string_view plain =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./_-";
+    if (!word.empty() && word.find_first_not_of(plain) == std::string_view::npos) {
+        return std::string(word);
+    }
+    std::string quoted = "'";
+    for (const char c : word) {
+        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return quoted + "'";
+}
+
+/// The library's message names WaitOptions::idempotency_key, which is right for a C++ caller; a shell
+/// user needs the flag instead, so this prints the command line that passes it, ready to paste.
+void print_pick_up_hint(const Arguments& arguments, const std::string& key) {
+    std::cerr << "ask: to pick up the job if it was created, run again with --idempotency-key "
+              << shell_quoted(key) << ":\n ";
+    const std::vector<std::string>& words = arguments.command_line;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        std::cerr << " " << shell_quoted(words[i]);
+        if (i == 0 && !arguments.idempotency_key) {
+            std::cerr << " --idempotency-key " << shell_quoted(key);
+        }
+    }
+    std::cerr << "\n";
+}
+
 /// The exit code of the errors both APIs share, after printing the error.
 int report_error(const px::Error& error) {
     std::cerr << "ask: " << error << "\n";
@@ -224,7 +278,8 @@ int report_error(const px::Error& error) {
 asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, px::PollPolicy poll) {
     const px::ChatRequest request = arguments.api.sonar_request(arguments.question);
     // Named rather than a braced temporary in the co_await: GCC 12 destroys such a temporary twice.
-    const px::WaitOptions options{.poll = poll, .on_progress = print_progress};
+    const px::WaitOptions options{
+        .poll = poll, .on_progress = print_progress, .idempotency_key = arguments.idempotency_key};
     auto job = co_await client.run(request, options);
     if (!job) {
         const px::Error& error = job.error();
@@ -237,7 +292,11 @@ asio::awaitable<int> ask_sonar(px::Client& client, const Arguments& arguments, p
                       << "\n";
             co_return job_failed;
         }
-        co_return report_error(error);
+        const int code = report_error(error);
+        if (error.job_may_exist && error.idempotency_key) {
+            print_pick_up_hint(arguments, *error.idempotency_key);
+        }
+        co_return code;
     }
     if (arguments.json) {
         std::cout << boost::json::serialize(boost::json::value_from(*job)) << "\n";

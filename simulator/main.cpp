@@ -47,9 +47,16 @@ void print_usage(std::ostream& out) {
            "                               the answer is lost after the server acted (a create makes\n"
            "                               its job), a 503, or a 429 with retry-after-ms of 1 to 5 ms\n"
            "                               (default 0)\n"
+           "  --fault OPERATION:ACTION[:N] misbehave on the next N requests (default 1) of OPERATION (any,\n"
+           "                               create, get, list, create_response, retrieve_response or\n"
+           "                               cancel_response): ACTION is drop_handled (act, then close\n"
+           "                               without answering: a create makes its job), drop_unhandled\n"
+           "                               (close without acting), stall (never answer) or an HTTP status\n"
+           "                               (answered with the API's error body); repeatable, taken in order\n"
            "  --cancel-polls N             Agent API: retrieves after a cancel that still show the running\n"
            "                               status before cancelled, 0 = the next one shows it (default 0)\n"
-           "  --answer-bytes N             approximate size of each answer (default 2048)\n"
+           "  --answer-bytes N             pad each answer with filler to N bytes, e.g. for benchmarks\n"
+           "                               (default: no padding, a few sentences with citations)\n"
            "  --default-page-size N        list page size without a limit (default 20)\n"
            "  --max-page-size N            largest accepted list limit (default 100)\n"
            "  --requests-per-connection N  silently close a connection after N responses, 0 = never\n"
@@ -72,8 +79,63 @@ Number parse_number(std::string_view flag, std::string_view text) {
     return value;
 }
 
+// "OPERATION:ACTION[:COUNT]" as COUNT faults, which Simulator::inject queues in order.
+std::vector<perplexity_sim::Fault> parse_fault(std::string_view text) {
+    using perplexity_sim::Fault;
+    using perplexity_sim::Operation;
+    const auto bad = [&](std::string_view why) {
+        return UsageError{"--fault: " + std::string(why) + " in '" + std::string(text) + "'"};
+    };
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos) {
+        throw bad("no ACTION");
+    }
+    const std::string_view operation_name = text.substr(0, colon);
+    std::string_view action_name = text.substr(colon + 1);
+    unsigned count = 1;
+    if (const auto second = action_name.find(':'); second != std::string_view::npos) {
+        count = parse_number<unsigned>("--fault", action_name.substr(second + 1));
+        action_name = action_name.substr(0, second);
+    }
+    static constexpr std::pair<std::string_view, Operation> operations[] = {
+        {"any", Operation::any},
+        {"create", Operation::create},
+        {"get", Operation::get},
+        {"list", Operation::list},
+        {"create_response", Operation::create_response},
+        {"retrieve_response", Operation::retrieve_response},
+        {"cancel_response", Operation::cancel_response}};
+    Fault fault;
+    bool known = false;
+    for (const auto& [name, operation] : operations) {
+        if (name == operation_name) {
+            fault.operation = operation;
+            known = true;
+        }
+    }
+    if (!known) {
+        throw bad("unknown OPERATION '" + std::string(operation_name) + "'");
+    }
+    if (action_name == "drop_handled") {
+        fault.action = Fault::Action::drop_handled;
+    } else if (action_name == "drop_unhandled") {
+        fault.action = Fault::Action::drop_unhandled;
+    } else if (action_name == "stall") {
+        fault.action = Fault::Action::stall;
+    } else if (!action_name.empty() &&
+               action_name.find_first_not_of("0123456789") == std::string_view::npos &&
+               action_name.size() == 3 && action_name[0] >= '1' && action_name[0] <= '5') {
+        fault.action = Fault::Action::respond;
+        fault.status = parse_number<unsigned>("--fault", action_name);
+    } else {
+        throw bad("ACTION is neither drop_handled, drop_unhandled, stall nor an HTTP status");
+    }
+    return std::vector<Fault>(count, fault);
+}
+
 struct CommandLine {
     perplexity_sim::SimulatorOptions options;
+    std::vector<perplexity_sim::Fault> faults;
     std::filesystem::path cert_dir = ".";
     bool help = false;
 };
@@ -138,6 +200,10 @@ CommandLine parse_command_line(int argc, char** argv) {
             }
         } else if (flag == "--seed") {
             options.seed = parse_number<std::uint64_t>(flag, value());
+        } else if (flag == "--fault") {
+            for (auto& fault : parse_fault(value())) {
+                line.faults.push_back(std::move(fault));
+            }
         } else if (flag == "--cancel-polls") {
             options.cancel_polls = parse_number<unsigned>(flag, value());
         } else if (flag == "--answer-bytes") {
@@ -189,6 +255,9 @@ int main(int argc, char** argv) {
     try {
         boost::asio::io_context io;
         perplexity_sim::Simulator simulator(io.get_executor(), line.options);
+        for (auto& fault : line.faults) {
+            simulator.inject(std::move(fault));
+        }
         // Installed before the announcement: a script may signal the moment it has read the first line, and
         // a background job started by a non-interactive shell would otherwise inherit an ignored SIGINT.
         boost::asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -20,8 +20,27 @@ check "a completed job exits 0 (got $code: $err)" [ "$code" -eq 0 ]
 check "the answer is printed" grep -q "Mars" "$workdir/out"
 check "citations are printed" grep -q "^Citations:" "$workdir/out"
 check "the cost is printed" grep -q "cost: \\$" "$workdir/out"
-check "the think block is not printed by default" bash -c "! grep -q '<think>' '$workdir/out'"
-check "status changes go to stderr" grep -q "COMPLETED" "$workdir/err"
+check "the think block is not printed by default" \
+    bash -c "! grep -q -e '<think>' -e '--- thinking ---' -e 'The user asks' '$workdir/out'"
+check "the answer is a few sentences, not padding" \
+    bash -c "grep -q '^Simulated answer to \"How many moons has Mars?\": .*\[3\]' '$workdir/out' &&
+        ! grep -q 'pads the simulated answer' '$workdir/out'"
+check "each of its three citations is printed" grep -q "^  \[3\] https://" "$workdir/out"
+statuses() {  # statuses PREFIX: the statuses ask printed for its job (or response), one a line
+    sed -n "s/^$1 [^ ]* \([a-zA-Z_]*\)$/\1/p" "$workdir/err" | tr '\n' ' '
+}
+check "each status change is printed once, in order (got: $(statuses job))" \
+    [ "$(statuses job)" = "CREATED IN_PROGRESS COMPLETED " ]
+
+run_ask test-key --show-thinking "How many moons has Mars?"
+check "--show-thinking exits 0 (got $code: $err)" [ "$code" -eq 0 ]
+check "--show-thinking prints the think block of sonar-deep-research, then the answer" \
+    bash -c "grep -A1 -x -- '--- thinking ---' '$workdir/out' | grep -q '^The user asks: \"How many moons has Mars?\"' &&
+        grep -A1 -x -- '--- answer ---' '$workdir/out' | grep -q '^Simulated answer to '"
+check "--show-thinking prints no tags" bash -c "! grep -q 'think>' '$workdir/out'"
+run_ask test-key --model sonar --show-thinking "How many moons has Mars?"
+check "a model that does not reason has no think block to show" \
+    bash -c "grep -q '^Simulated answer to ' '$workdir/out' && ! grep -q -- '--- thinking ---' '$workdir/out'"
 
 run_ask test-key --json "How many moons has Mars?"
 check "--json exits 0" [ "$code" -eq 0 ]
@@ -64,6 +83,9 @@ check "an agent response that completes exits 0 (got $code: $err)" [ "$code" -eq
 check "its answer is printed" grep -q 'Simulated answer to "How many moons has Mars?"' "$workdir/out"
 check "its usage and cost are printed" grep -q "^Tokens: .*cost: \\$" "$workdir/out"
 check "its status changes go to stderr" grep -q "^response resp_[^ ]* completed$" "$workdir/err"
+check "each of them once, in order (got: $(statuses response))" \
+    [ "$(statuses response)" = "queued in_progress completed " ]
+check "the preset's answer comes with its sources" grep -q "^  \[3\] https://.* (Background article" "$workdir/out"
 run_ask test-key --api agent --model perplexity/sonar "How many moons has Mars?"
 check "--model instead of the preset exits 0 (got $code: $err)" [ "$code" -eq 0 ]
 check "a model's answer comes with its sources" grep -q "^Sources:" "$workdir/out"
@@ -141,6 +163,49 @@ check "a refused connection exits 3 (got $code: $(cat "$workdir/err"))" [ "$code
 check "a refused connection says no job was created" grep -q "no job was created" "$workdir/err"
 check "a refused connection does not suggest picking a job up" bash -c "! grep -q 'pick up' '$workdir/err'"
 
+# A create whose every attempt is lost after the simulator made the job (--fault create:drop_handled:4
+# makes the first four creates so, whatever their timing): ask cannot say whether a job exists, so it
+# prints the command that picks it up by the key the attempts carried. That command, pasted into a
+# shell, finds the job the first attempt made instead of creating a second one.
+lost_dir="$workdir/lost"
+start_simulator lost_url "$lost_dir" --fault create:drop_handled:4 || exit 1
+PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 0 --base-url "$lost_url" --ca-file "$lost_dir/ca.pem" \
+    "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "a create whose answers were all lost exits 3 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 3 ]
+check "it prints why the create failed" \
+    grep -q "^ask: transport: .* closed the connection before answering" "$workdir/err"
+check "it tells a shell user the flag to pick the job up" \
+    grep -q "^ask: to pick up the job if it was created, run again with --idempotency-key [^ ]*:$" "$workdir/err"
+key=$(sed -n 's/^ask: to pick up the job if it was created, run again with --idempotency-key \([^ ]*\):$/\1/p' \
+    "$workdir/err")
+again=$(grep -A1 "^ask: to pick up the job" "$workdir/err" | sed -n 2p)
+check "the command to run again passes the key (got: $again)" \
+    grep -qF -- "$ask --idempotency-key $key --poll-interval 0 " <<<"$again"
+check "the command to run again quotes the question for the shell" grep -qF -- "'How many moons has Mars?'" <<<"$again"
+PERPLEXITY_API_KEY=test-key bash -c "$again" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "the suggested command picks the job up and completes (got $code: $(cat "$workdir/err"))" [ "$code" -eq 0 ]
+check "the suggested command prints the answer" \
+    grep -q '^Simulated answer to "How many moons has Mars?"' "$workdir/out"
+first_id=$(sed -n 's/^job \([^ ]*\) .*/\1/p' "$workdir/err" | head -n 1)
+PERPLEXITY_API_KEY=test-key "$ask" --poll-interval 0 --base-url "$lost_url" --ca-file "$lost_dir/ca.pem" \
+    --idempotency-key "$key" "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"
+code=$?
+check "the same --idempotency-key again exits 0 (got $code: $(cat "$workdir/err"))" [ "$code" -eq 0 ]
+check "the same --idempotency-key again answers with the same job ($first_id)" \
+    grep -q "^job $first_id COMPLETED$" "$workdir/err"
+stop_simulator "$lost_dir"
+check "the lost create, its retries and both runs with the key made one job (got $sim_jobs)" [ "$sim_jobs" = 1 ]
+check "the simulator saw the six creates (got $sim_creates)" [ "$sim_creates" = 6 ]
+
+run_ask test-key --api agent --idempotency-key some-key "anything"
+check "--idempotency-key with --api agent exits 2 (got $code)" [ "$code" -eq 2 ]
+check "--idempotency-key with --api agent says the Agent API has no keys" \
+    grep -q "the Agent API has no idempotency keys" "$workdir/err"
+run_ask test-key --idempotency-key "" "anything"
+check "an empty --idempotency-key exits 2 (got $code)" [ "$code" -eq 2 ]
+
 # The environment alone is enough: PERPLEXITY_BASE_URL instead of --base-url.
 PERPLEXITY_API_KEY=test-key PERPLEXITY_BASE_URL="$url" "$ask" --poll-interval 0 --ca-file "$workdir/fast/ca.pem" \
     "How many moons has Mars?" >"$workdir/out" 2>"$workdir/err"
@@ -175,6 +240,7 @@ check "--help lists every exit code" grep -q "5 interrupted" "$workdir/out"
 check "--help lists the environment" grep -q "PERPLEXITY_BASE_URL" "$workdir/out"
 check "--help lists PERPLEXITY_LOG" grep -q "PERPLEXITY_LOG" "$workdir/out"
 check "--help lists the flags" grep -q -- "--show-thinking" "$workdir/out"
+check "--help lists --idempotency-key" grep -q -- "--idempotency-key KEY" "$workdir/out"
 check "--help lists the Agent API flags" grep -q -- "--cancel-on-abandon" "$workdir/out"
 check "--help lists the Agent API exit codes" grep -q "6 --api agent: the response was" "$workdir/out"
 

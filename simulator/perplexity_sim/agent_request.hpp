@@ -262,6 +262,9 @@ class AgentRequestParser {
             if (!preset_served_by) {
                 reject("unknown preset \"" + *preset + "\"", "preset");
             }
+            // Served as bringing web search among its own tools, as Perplexity's presets are search
+            // presets: its answer has sources whether or not the request offers the tool again.
+            request_.web_search = true;
         }
         if (model) {
             request_.model = *model;

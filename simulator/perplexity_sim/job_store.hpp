@@ -4,6 +4,7 @@
 // simulator free of background work, and lets tests pin exactly how many polls a client needs.
 #pragma once
 
+#include <perplexity_sim/answer_text.hpp>
 #include <perplexity_sim/options.hpp>
 
 #include <boost/json.hpp>
@@ -212,29 +213,33 @@ class JobStore {
 
     boost::json::object make_completion(const Job& job, std::int64_t now) {
         const std::string& question = job.input.question;
-        std::string content =
-            "<think>The user asks: " + question +
-            "\nI should compare the two search results [1][2] and answer briefly.</think>\n";
+        std::string content;
+        if (shows_thinking(job.input.model)) {
+            content = "<think>" + thinking_about(question) + "</think>\n\n";
+        }
         const std::size_t think_bytes = content.size();
-        content += "Simulated answer to \"" + question + "\": both sources agree on the essentials [1][2].";
-        const std::size_t fixed_bytes = content.size();
-        static constexpr std::string_view filler =
-            " This sentence pads the simulated answer to its configured size.";
-        while (content.size() < options_.answer_bytes) {
-            content += filler;
-        }
-        // Only ASCII filler is cut, so a multi-byte character of the question is never split.
-        if (fixed_bytes < options_.answer_bytes) {
-            content.resize(options_.answer_bytes);
-        }
+        content += answer_to(question).text;
+        pad_to(content, options_.answer_bytes);
 
-        const std::string url_1 = "https://example.org/perplexity-sim/" + job.id + "/source-1";
-        const std::string url_2 = "https://example.com/perplexity-sim/" + job.id + "/source-2";
+        boost::json::array citations;
+        boost::json::array search_results;
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            const std::string url = source_url(i, job.id);
+            citations.emplace_back(url);
+            search_results.emplace_back(boost::json::object{{"title", sources[i].title},
+                                                            {"url", url},
+                                                            {"date", sources[i].date},
+                                                            {"last_updated", sources[i].last_updated},
+                                                            {"snippet", sources[i].snippet},
+                                                            {"source", "web"}});
+        }
 
         const std::int64_t prompt_tokens = static_cast<std::int64_t>(job.input.prompt_chars / 4 + 1);
         const std::int64_t completion_tokens =
             static_cast<std::int64_t>((content.size() - think_bytes) / 4 + 1);
-        const std::int64_t reasoning_tokens = static_cast<std::int64_t>(think_bytes / 4 + 1) * 8;
+        // A model that shows no thinking spends no reasoning tokens, as the real non-reasoning ones.
+        const std::int64_t reasoning_tokens =
+            think_bytes == 0 ? 0 : static_cast<std::int64_t>(think_bytes / 4 + 1) * 8;
         const std::int64_t citation_tokens = 240;
         const std::int64_t search_queries = 2;
 
@@ -252,21 +257,6 @@ class JobStore {
                                    {"finish_reason", "stop"},
                                    {"message", std::move(message)},
                                    {"delta", std::move(delta)}};
-
-        boost::json::array search_results{
-            boost::json::object{{"title", "Simulated source one"},
-                                {"url", url_1},
-                                {"date", "2025-03-01"},
-                                {"last_updated", "2025-06-10"},
-                                {"snippet", "A simulated snippet that supports the answer."},
-                                {"source", "web"}},
-            boost::json::object{{"title", "Simulated source two"},
-                                {"url", url_2},
-                                {"date", "2024-11-20"},
-                                {"last_updated", "2025-01-05"},
-                                {"snippet", "Another simulated snippet with corroborating detail."},
-                                {"source", "web"}},
-        };
 
         boost::json::object cost{{"input_tokens_cost", input_cost},
                                  {"output_tokens_cost", output_cost},
@@ -289,7 +279,7 @@ class JobStore {
                                    {"created", now},
                                    {"object", "chat.completion"},
                                    {"choices", boost::json::array{std::move(choice)}},
-                                   {"citations", boost::json::array{url_1, url_2}},
+                                   {"citations", std::move(citations)},
                                    {"search_results", std::move(search_results)},
                                    {"usage", std::move(usage)}};
     }

@@ -53,8 +53,11 @@ struct SimulatorOptions {
     // Agent API only: retrieves after an accepted cancel that still show the running status before
     // `cancelled` appears. 0 means the first retrieve after the cancel already shows it. Default 0.
     unsigned cancel_polls = 0;
-    // Approximate size in bytes of the assistant message of a completed job. Default 2048.
-    std::size_t answer_bytes = 2048;
+    // Size in bytes that the answer of a completed job is padded to with filler sentences, for benchmarks
+    // that want a payload of a given size (an answer already longer is left as it is). Empty leaves the
+    // answer as written: a few sentences (and a <think> block for a reasoning model), a few hundred bytes
+    // plus the question. Default empty.
+    std::optional<std::size_t> answer_bytes{};
     // Page size of the list endpoint when the query has no limit. Default 20.
     std::size_t default_page_size = 20;
     // Largest accepted limit; larger ones are a 422 like the real API's validation. Default 100.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <perplexity_sim/agent_request.hpp>
+#include <perplexity_sim/answer_text.hpp>
 #include <perplexity_sim/job_store.hpp>
 #include <perplexity_sim/options.hpp>
 
@@ -275,62 +276,59 @@ class ResponseStore {
         return count;
     }
 
-    static boost::json::object search_results_item(const StoredResponse& response, const std::string& url_1,
-                                                   const std::string& url_2) {
-        boost::json::array results{
-            boost::json::object{{"title", "Simulated source one"},
-                                {"url", url_1},
-                                {"date", "2025-03-01"},
-                                {"snippet", "A simulated snippet that supports the answer."},
-                                {"source", "web"}},
-            boost::json::object{{"title", "Simulated source two"},
-                                {"url", url_2},
-                                {"date", "2024-11-20"},
-                                {"snippet", "Another simulated snippet with corroborating detail."},
-                                {"source", "web"}},
-        };
+    static boost::json::object search_results_item(const StoredResponse& response) {
+        boost::json::array results;
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            results.emplace_back(boost::json::object{{"title", sources[i].title},
+                                                     {"url", source_url(i, response.id)},
+                                                     {"date", sources[i].date},
+                                                     {"last_updated", sources[i].last_updated},
+                                                     {"snippet", sources[i].snippet},
+                                                     {"source", "web"}});
+        }
         return boost::json::object{{"type", "search_results"},
                                    {"results", std::move(results)},
                                    {"queries", boost::json::array{response.request.question}}};
     }
 
+    // One url_citation per source, on the first of its markers in the answer: what the Agent API's
+    // annotations point at. A marker the answer was cut before has none.
+    static boost::json::array citation_annotations(const StoredResponse& response, const AnswerText& answer) {
+        boost::json::array annotations;
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            const std::string marker = "[" + std::to_string(i + 1) + "]";
+            const std::size_t at = answer.text.find(marker, answer.after_question);
+            if (at == std::string::npos) {
+                continue;
+            }
+            const std::int64_t start = characters(std::string_view(answer.text).substr(0, at));
+            annotations.push_back(boost::json::object{{"type", "url_citation"},
+                                                      {"url", source_url(i, response.id)},
+                                                      {"title", sources[i].title},
+                                                      {"start_index", start},
+                                                      {"end_index", start + characters(marker)}});
+        }
+        return annotations;
+    }
+
     void add_answer(StoredResponse& response, std::string_view message_status) {
         const AgentRequest& request = response.request;
-        std::string text = "Simulated answer to \"" + request.question + "\": both sources agree";
-        const std::size_t cite_1 = text.size() + 1;
-        text += " [1][2] on the essentials.";
-        const std::size_t fixed_bytes = text.size();
-        static constexpr std::string_view filler =
-            " This sentence pads the simulated answer to its configured size.";
-        std::size_t target = options_.answer_bytes;
+        // Without a <think> block: nothing known of the Agent API puts one in its output_text.
+        AnswerText answer = answer_to(request.question);
+        std::optional<std::size_t> target = options_.answer_bytes;
         if (message_status == "incomplete") {
-            target /= 2;  // cut short, as by max_output_tokens
+            cut_short(answer);
+            if (target) {
+                *target /= 2;
+            }
         }
-        while (text.size() < target) {
-            text += filler;
-        }
-        // Only ASCII filler is cut, so a multi-byte character of the question is never split.
-        if (fixed_bytes < target) {
-            text.resize(target);
-        }
-
-        const std::string url_1 = "https://example.org/perplexity-sim/" + response.id + "/source-1";
-        const std::string url_2 = "https://example.com/perplexity-sim/" + response.id + "/source-2";
+        pad_to(answer.text, target);
         boost::json::array annotations;
         if (request.web_search) {
-            const std::int64_t start_1 = characters(std::string_view(text).substr(0, cite_1));
-            annotations.push_back(boost::json::object{{"type", "url_citation"},
-                                                      {"url", url_1},
-                                                      {"title", "Simulated source one"},
-                                                      {"start_index", start_1},
-                                                      {"end_index", start_1 + 3}});
-            annotations.push_back(boost::json::object{{"type", "url_citation"},
-                                                      {"url", url_2},
-                                                      {"title", "Simulated source two"},
-                                                      {"start_index", start_1 + 3},
-                                                      {"end_index", start_1 + 6}});
-            response.output.push_back(search_results_item(response, url_1, url_2));
+            annotations = citation_annotations(response, answer);
+            response.output.push_back(search_results_item(response));
         }
+        std::string text = std::move(answer.text);
         const std::int64_t output_tokens = static_cast<std::int64_t>(text.size() / 4 + 1);
         boost::json::object part{
             {"type", "output_text"}, {"text", std::move(text)}, {"annotations", std::move(annotations)}};

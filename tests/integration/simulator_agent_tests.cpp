@@ -180,7 +180,7 @@ TEST_SUITE("simulator agent api") {
         const auto& output = done.body.at("output").as_array();
         REQUIRE(output.size() == 2);
         CHECK(output[0].at("type") == "search_results");
-        CHECK(output[0].at("results").as_array().size() == 2);
+        CHECK(output[0].at("results").as_array().size() == 3);
         CHECK(output[0].at("queries").as_array().at(0) == "How many moons has Mars?");
         const auto& message = output[1].as_object();
         CHECK(message.at("type") == "message");
@@ -203,6 +203,54 @@ TEST_SUITE("simulator agent api") {
         CHECK_FALSE(done.body.as_object().contains("error"));
         // Final: later retrieves keep showing it.
         CHECK(status_of(retrieve(api, id)) == "completed");
+    }
+
+    TEST_CASE(
+        "without answer_bytes, answers are a few sentences citing their sources, thinking first only "
+        "on a Sonar model that reasons") {
+        Api api(SimulatorOptions{});
+        const auto sonar_content = [&](const std::string& model) {
+            const Answer created =
+                call(api, http::verb::post, "/async/chat/completions",
+                     R"({"request": {"model": ")" + model +
+                         R"(", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}})");
+            Answer job;
+            for (int i = 0; i < 5; ++i) {
+                job = call(api, http::verb::get, "/async/chat/completions/" + id_of(created));
+                if (job.body.at("status") == "COMPLETED") {
+                    break;
+                }
+            }
+            REQUIRE(job.body.at("status") == "COMPLETED");
+            const auto& response = job.body.at("response");
+            CHECK(response.at("citations").as_array().size() == 3);
+            CHECK(response.at("search_results").as_array().size() == 3);
+            CHECK(response.at("search_results").at(2).at("url") == response.at("citations").at(2));
+            return std::string(response.at("choices").at(0).at("message").at("content").as_string());
+        };
+        const std::string deep = sonar_content("sonar-deep-research");
+        CHECK(deep.starts_with("<think>The user asks: \"Why is the sky blue?\""));
+        const std::string answer = deep.substr(deep.find("</think>\n\n") + 10);
+        CHECK(answer.starts_with("Simulated answer to \"Why is the sky blue?\": "));
+        CHECK(answer.find("[3]") != std::string::npos);
+        CHECK(answer.find("pads the simulated answer") == std::string::npos);
+        CHECK(answer.size() < 600);
+        const std::string plain = sonar_content("sonar");
+        CHECK(plain == answer);
+
+        const Answer done =
+            run_to_end(api, id_of(create(api, background_create(R"("Why is the sky blue?")",
+                                                                R"(, "tools": [{"type": "web_search"}])"))));
+        REQUIRE(status_of(done) == "completed");
+        const auto& part = done.body.at("output").at(1).at("content").at(0);
+        const std::string text(part.at("text").as_string());
+        CHECK(text == answer);
+        const auto& annotations = part.at("annotations").as_array();
+        REQUIRE(annotations.size() == 3);
+        for (std::size_t i = 0; i < annotations.size(); ++i) {
+            const auto start = static_cast<std::size_t>(annotations[i].at("start_index").as_int64());
+            CHECK(text.substr(start, 3) == "[" + std::to_string(i + 1) + "]");
+        }
     }
 
     TEST_CASE("agent: a create without background completes at once; model and models are served as named") {
