@@ -1,6 +1,7 @@
 // Scenario 3 of bench/run: what a translation unit pays for using this library. It does the least a real
-// user does: one job run to its end and its answer printed. compile_bare.cpp is its counterpart without the
-// library; only the time to compile each (-c, no link) is measured.
+// user does: one job run to its end and its answer printed. Compiled header-only and with
+// PERPLEXITY_ASYNC_SEPARATE_COMPILATION; compile_bare.cpp is its counterpart without the library. Only the
+// time to compile each (-c, no link) is measured.
 #include <perplexity/async.hpp>
 
 #include <boost/asio/co_spawn.hpp>

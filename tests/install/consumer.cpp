@@ -8,6 +8,12 @@
 #error "BOOST_ASIO_NO_DEPRECATED is not defined: the package did not pass its compile definition"
 #endif
 
+// Built header-only, and again with separate compilation (EXPECT_SEPARATE_COMPILATION), whose definition
+// must come from the package too.
+#if defined(EXPECT_SEPARATE_COMPILATION) != defined(PERPLEXITY_ASYNC_SEPARATE_COMPILATION)
+#error "the package did not give the mode expected: PERPLEXITY_ASYNC_SEPARATE_COMPILATION is (not) defined"
+#endif
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
