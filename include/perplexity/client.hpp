@@ -243,6 +243,11 @@ class Client {
     /// without a ledger, `ledger` when it cannot be read; the failures of single entries are theirs, in
     /// their handlers and in the ledger. Cancelling resume cancels every wait it started (their entries
     /// stay unfinished, for the next resume).
+    ///
+    /// The entries come from `Ledger::claim`: with a fleet's ledger (PostgresLedger), those this
+    /// replica holds and those of replicas whose lease expired, taken over atomically, so a fleet
+    /// calls resume now and then (say, every lease interval) to carry on the jobs of a replica that
+    /// died. A wait whose entry another replica took over ends with an `ErrorKind::taken_over` Error.
     boost::asio::awaitable<expected<ResumeReport, Error>> resume(ResumeOptions options);
 
     /// `resume` with the default ResumeOptions (an overload, for GCC 12: see `wait`).

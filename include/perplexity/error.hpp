@@ -82,6 +82,11 @@ enum class ErrorKind {
     /// read-only or locked file, a corrupt, foreign or newer ledger. `message` names the file and the
     /// cause. When the intent of a create could not be recorded, the create was not sent.
     ledger,
+    /// A fleet's ledger (e.g. PostgresLedger) gave the run's entry to another replica, because this
+    /// one's lease on it expired (the database was out of reach, or the process stalled). The other
+    /// replica carries the job on and reports its outcome; this one stopped waiting and recorded
+    /// nothing. `job_id` says which job, when known. Not a failure of the job.
+    taken_over,
 };
 
 /// A short stable name for a kind, e.g. "rate_limited".
@@ -113,6 +118,8 @@ constexpr const char* to_string(ErrorKind kind) noexcept {
             return "response_cancelled";
         case ErrorKind::ledger:
             return "ledger";
+        case ErrorKind::taken_over:
+            return "taken_over";
     }
     return "unknown";
 }
@@ -152,6 +159,8 @@ class ErrorCategory final : public boost::system::error_category {
                 return "response cancelled on the server";
             case ErrorKind::ledger:
                 return "ledger failure";
+            case ErrorKind::taken_over:
+                return "taken over by another replica";
         }
         return "unknown perplexity error";
     }

@@ -12,6 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -198,6 +199,34 @@ class Ledger {
     virtual boost::asio::awaitable<std::optional<Error>> update(EntryId entry, LedgerUpdate update) = 0;
     /// The entries `query` selects, by increasing id.
     virtual boost::asio::awaitable<expected<std::vector<LedgerEntry>, Error>> find(LedgerQuery query) = 0;
+
+    /// The unfinished entries `query` selects that this process may carry on, taken in hand, by
+    /// increasing id; what `Client::resume` carries on. A ledger of one process owns every entry, so the
+    /// default is `find` of the unfinished ones. A fleet's ledger returns those it already holds and
+    /// those whose holder's lease expired, which it makes its own atomically: two processes never get
+    /// the same entry.
+    virtual boost::asio::awaitable<expected<std::vector<LedgerEntry>, Error>> claim(LedgerQuery query) {
+        std::vector<EntryState> unfinished;
+        for (const EntryState state : {EntryState::pending, EntryState::running}) {
+            if (query.states.empty() ||
+                std::find(query.states.begin(), query.states.end(), state) != query.states.end()) {
+                unfinished.push_back(state);
+            }
+        }
+        if (unfinished.empty()) {
+            co_return std::vector<LedgerEntry>{};
+        }
+        query.states = std::move(unfinished);
+        co_return co_await find(std::move(query));
+    }
+
+    /// Whether this process still holds `entry`, cheaply and without waiting: a fleet's ledger answers
+    /// false once another replica took the entry over, and a Client then stops waiting on its job
+    /// (ErrorKind::taken_over). A ledger of one process always holds its entries: the default.
+    virtual bool still_holds(EntryId entry) const noexcept {
+        (void)entry;
+        return true;
+    }
 };
 
 }  // namespace perplexity

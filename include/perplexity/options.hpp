@@ -5,6 +5,7 @@
 
 #include <perplexity/events.hpp>
 #include <perplexity/ledger.hpp>
+#include <perplexity/pacing.hpp>
 #include <perplexity/poll.hpp>
 #include <perplexity/retry.hpp>
 #include <perplexity/version.hpp>
@@ -88,6 +89,13 @@ struct ClientOptions {
     /// collecting 429s. 0 (the default) turns spacing off. `create_rate_for_tier(n)` gives the API's
     /// limit for usage tier n. Independently of this, a 429 pauses every request of the same kind.
     unsigned create_requests_per_minute = 0;
+
+    /// The create rate shared by a fleet of processes on one account (see SharedCreatePace); none by
+    /// default. When set, every create attempt takes its slot from it (create_requests_per_minute then
+    /// spaces nothing), and a 429 on a create pauses the whole fleet's creates, not only this Client's.
+    /// A slot that cannot be taken (the database is out of reach) fails the create with an
+    /// `ErrorKind::ledger` Error before it is sent; with a ledger, its entry stays pending for `resume`.
+    std::shared_ptr<SharedCreatePace> shared_create_pace{};
 
     /// Sees every request, response, failure, retry and job status change, e.g. to route them to your
     /// logger (`event_logger` writes them as lines). Empty (the default) costs nothing. See

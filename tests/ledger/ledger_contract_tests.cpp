@@ -1,6 +1,9 @@
 // The Ledger contract, checked against every implementation alike: what a Client and `resume` rely on
 // must not depend on which ledger a program chose.
 #include "ledger_test_support.hpp"
+#ifdef PERPLEXITY_TEST_POSTGRES
+#include "postgres_test_support.hpp"
+#endif
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +16,13 @@
 #include <vector>
 
 using namespace ledger_test;
+
+// The PostgreSQL test program compiles this file again with its own fixture (it needs a server).
+#ifdef PERPLEXITY_TEST_POSTGRES
+#define LEDGER_FIXTURES PostgresFixture
+#else
+#define LEDGER_FIXTURES MemoryFixture, SqliteFixture
+#endif
 
 namespace {
 
@@ -44,7 +54,7 @@ px::EntryId added(Ledger& ledger, const px::LedgerIntent& intent) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("a ledger keeps an intent as a pending entry", Fixture, MemoryFixture, SqliteFixture) {
+TEST_CASE_TEMPLATE("a ledger keeps an intent as a pending entry", Fixture, LEDGER_FIXTURES) {
     Fixture fixture;
     px::LedgerIntent sonar = intent("first", 0);
     sonar.request = std::string("{\"text\":\"caf\xc3\xa9 \\u0000\"}");
@@ -70,7 +80,7 @@ TEST_CASE_TEMPLATE("a ledger keeps an intent as a pending entry", Fixture, Memor
     CHECK((*found)[1].label == "second");
 }
 
-TEST_CASE_TEMPLATE("an update changes only the members it sets", Fixture, MemoryFixture, SqliteFixture) {
+TEST_CASE_TEMPLATE("an update changes only the members it sets", Fixture, LEDGER_FIXTURES) {
     Fixture fixture;
     const px::EntryId id = added(*fixture.ledger, intent("job", 0));
     const px::EntryId other = added(*fixture.ledger, intent("other", 1));
@@ -109,7 +119,7 @@ TEST_CASE_TEMPLATE("an update changes only the members it sets", Fixture, Memory
     CHECK(untouched.updated_at == at(1));
 }
 
-TEST_CASE_TEMPLATE("an update of an unknown entry is a ledger Error", Fixture, MemoryFixture, SqliteFixture) {
+TEST_CASE_TEMPLATE("an update of an unknown entry is a ledger Error", Fixture, LEDGER_FIXTURES) {
     Fixture fixture;
     const px::EntryId id = added(*fixture.ledger, intent("job", 0));
     for (const px::EntryId unknown : {px::EntryId{0}, id + 1, px::EntryId{-3}}) {
@@ -122,8 +132,7 @@ TEST_CASE_TEMPLATE("an update of an unknown entry is a ledger Error", Fixture, M
     CHECK(fixture.ledger->find_now({})->front().state == px::EntryState::pending);
 }
 
-TEST_CASE_TEMPLATE("find honours every member of the query, by increasing id", Fixture, MemoryFixture,
-                   SqliteFixture) {
+TEST_CASE_TEMPLATE("find honours every member of the query, by increasing id", Fixture, LEDGER_FIXTURES) {
     Fixture fixture;
     auto& ledger = *fixture.ledger;
     const px::EntryId a = added(ledger, intent("batch", 0));
@@ -162,8 +171,7 @@ TEST_CASE_TEMPLATE("find honours every member of the query, by increasing id", F
     CHECK(found_ids(ledger, {.states = {S::pending}, .id = b}).empty());
 }
 
-TEST_CASE_TEMPLATE("the awaitable operations are the synchronous ones", Fixture, MemoryFixture,
-                   SqliteFixture) {
+TEST_CASE_TEMPLATE("the awaitable operations are the synchronous ones", Fixture, LEDGER_FIXTURES) {
     Fixture fixture;
     boost::asio::io_context io;
     std::shared_ptr<px::Ledger> ledger = fixture.ledger;

@@ -83,7 +83,8 @@ class Engine {
         } else {
             configuration_error_ = std::move(checked).error();
         }
-        create_pacer_.set_rate(options_.create_requests_per_minute);
+        // A shared pace spaces the fleet's creates; the Client's own pacer then only keeps its pauses.
+        create_pacer_.set_rate(options_.shared_create_pace ? 0 : options_.create_requests_per_minute);
     }
 
     const std::optional<Error>& configuration_error() const noexcept { return configuration_error_; }
@@ -203,7 +204,7 @@ class Engine {
         }
         // Named: GCC 12 frees a temporary argument of a co_await'ed call too early.
         LedgerQuery unfinished = unfinished_entries();
-        auto found = co_await options_.ledger->find(std::move(unfinished));
+        auto found = co_await options_.ledger->claim(std::move(unfinished));
         if (!found) {
             co_return unexpected(std::move(found).error());
         }
@@ -497,6 +498,8 @@ class Engine {
                         }
                     }
                     step = machine.woke();
+                } else if (entry != 0 && !options_.ledger->still_holds(entry)) {
+                    step = machine.taken_over(entry_taken_over(entry, machine.job_id()));
                 } else {
                     step = co_await poll_once(machine, options);
                 }
@@ -526,11 +529,22 @@ class Engine {
         }
     }
 
+    /// Records how the run ended. When the ledger answers that another replica took the entry over,
+    /// the run ends with that Error instead: the other replica reports the outcome, not this one.
     template <class Vocabulary>
-    boost::asio::awaitable<void> record_outcome(const BasicWaitMachine<Vocabulary>& machine, EntryId entry) {
+    boost::asio::awaitable<void> record_outcome(BasicWaitMachine<Vocabulary>& machine, EntryId entry) {
+        if (machine.error() != nullptr && machine.error()->kind == ErrorKind::taken_over) {
+            co_return;
+        }
         LedgerUpdate update =
             final_update<Vocabulary>(machine.job(), machine.error(), std::chrono::system_clock::now());
-        co_await record(entry, std::move(update), machine.job_id());
+        if (auto failed = co_await options_.ledger->update(entry, std::move(update))) {
+            if (failed->kind == ErrorKind::taken_over) {
+                machine.taken_over(std::move(*failed));
+            } else {
+                report_ledger_failure(*failed, machine.job_id());
+            }
+        }
     }
 
     void report_ledger_failure(const Error& error, std::string_view job_id) const {
@@ -705,11 +719,23 @@ class Engine {
         if (configuration_error_) {
             co_return RequestOutcome{unexpected(*configuration_error_)};
         }
-        RequestMachine machine(options_.retry, pacer, resend_safe, deadline);
+        SharedCreatePace* const shared_pace =
+            &pacer == &create_pacer_ ? options_.shared_create_pace.get() : nullptr;
+        RequestMachine machine(options_.retry, pacer, resend_safe, deadline, shared_pace != nullptr);
         std::optional<HttpResponse> answer;
         RequestStep step = machine.start(Clock::now());
         while (step.action != RequestStep::Action::finish) {
             try {
+                if (step.action == RequestStep::Action::reserve) {
+                    step = co_await reserve_shared_slot(*shared_pace, machine);
+                    continue;
+                }
+                if (step.pause_fleet > std::chrono::milliseconds(0)) {
+                    co_await pause_fleet(*shared_pace, step.pause_fleet, job_id);
+                    if (step.action == RequestStep::Action::finish) {
+                        break;
+                    }
+                }
                 if (step.action == RequestStep::Action::sleep) {
                     if (step.retrying != nullptr) {
                         report_retry(request, job_id, step, progress);
@@ -727,6 +753,26 @@ class Engine {
             }
         }
         co_return finished(machine, answer);
+    }
+
+    /// Takes a slot of the fleet's create pace for the machine. A coroutine of its own, so that the
+    /// pace's answer takes no room in the frame of every request.
+    static boost::asio::awaitable<RequestStep> reserve_shared_slot(SharedCreatePace& pace,
+                                                                   RequestMachine& machine) {
+        auto wait = co_await pace.reserve();
+        if (!wait) {
+            co_return machine.reservation_failed(std::move(wait).error());
+        }
+        co_return machine.reserved(*wait, Clock::now());
+    }
+
+    /// Passes a 429's pause on to the whole fleet. A failure is reported, not fatal: this Client
+    /// pauses anyway, and the next slot it reserves will say whether the database is back.
+    boost::asio::awaitable<void> pause_fleet(SharedCreatePace& pace, std::chrono::milliseconds pause,
+                                             std::string_view job_id) {
+        if (auto failed = co_await pace.pause(pause)) {
+            report_ledger_failure(*failed, job_id);
+        }
     }
 
     /// Reports one attempt's outcome and feeds it to the machine; an answer is kept in `answer`.

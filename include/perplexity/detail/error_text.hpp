@@ -329,6 +329,18 @@ inline Error unusable_recorded_request(EntryId entry, const std::string& why) {
                             "), so it was not sent again; fix or drop the entry"};
 }
 
+/// The ledger no longer holds entry `entry`: another replica of the fleet took it over.
+inline Error entry_taken_over(EntryId entry, std::string_view job_id) {
+    std::string message = "ledger entry " + std::to_string(entry) +
+                          " was taken over by another replica (this one's lease on it expired), which "
+                          "carries the job on and reports its outcome; this replica stopped waiting";
+    Error error{.kind = ErrorKind::taken_over, .message = std::move(message)};
+    if (!job_id.empty()) {
+        error.job_id = std::string(job_id);
+    }
+    return error;
+}
+
 /// `Client::resume` with no ClientOptions::ledger.
 inline Error resume_without_ledger() {
     return invalid_argument("resume needs a ledger to read: set ClientOptions::ledger");

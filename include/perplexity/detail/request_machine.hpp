@@ -70,6 +70,9 @@ struct RequestStep {
         sleep,
         /// Send attempt number `attempt`; the deadline leaves it `budget`.
         send,
+        /// Take a slot of the fleet's create pace (ClientOptions::shared_create_pace) and feed what it
+        /// says to `RequestMachine::reserved` or `reservation_failed`.
+        reserve,
         /// Done: `RequestMachine::finished_with_answer`, `error` and the facts say how.
         finish,
     };
@@ -79,15 +82,23 @@ struct RequestStep {
     std::chrono::milliseconds delay{};
     unsigned attempt = 0;
     const Error* retrying = nullptr;
+    /// With a shared pace: a 429 asks the whole fleet to pause its creates this long, from now.
+    std::chrono::milliseconds pause_fleet{};
 };
 
 /// One request's decisions: pacing slot, send, classify the outcome, retry after a delay or give up,
 /// all within the deadline. `resend_safe` says the request may be sent again after it may have
-/// arrived: a get, a list, or a create with an idempotency key.
+/// arrived: a get, a list, or a create with an idempotency key. `shared_pace` says every attempt also
+/// takes a slot of a pace shared with other processes (the local `pacer` then only pauses).
 class RequestMachine {
   public:
-    RequestMachine(const RetryPolicy& policy, Pacer& pacer, bool resend_safe, Clock::time_point deadline)
-        : policy_(policy), pacer_(pacer), deadline_(deadline), resend_safe_(resend_safe) {}
+    RequestMachine(const RetryPolicy& policy, Pacer& pacer, bool resend_safe, Clock::time_point deadline,
+                   bool shared_pace = false)
+        : policy_(policy),
+          pacer_(pacer),
+          deadline_(deadline),
+          resend_safe_(resend_safe),
+          shared_pace_(shared_pace) {}
 
     /// The first step, asked at `now`.
     RequestStep start(Clock::time_point now) { return take_slot(now, true); }
@@ -102,6 +113,26 @@ class RequestMachine {
             return give_up_for_deadline(deadline_passed_before_sending());
         }
         return send(now);
+    }
+
+    /// The shared pace gave a slot `wait` after `now`: the attempt goes then, or at the local slot if
+    /// that is later, unless the deadline passes first.
+    RequestStep reserved(std::chrono::milliseconds wait, Clock::time_point now) {
+        const Clock::time_point slot = std::max(local_slot_, now + std::max(wait, std::chrono::milliseconds(0)));
+        if (slot >= deadline_) {
+            return give_up_for_deadline(deadline_passes_before_pacing());
+        }
+        if (slot > now) {
+            state_ = State::pacing;
+            return {.action = RequestStep::Action::sleep, .until = slot, .attempt = attempt_};
+        }
+        return send(now);
+    }
+
+    /// The shared pace could not give a slot: nothing is sent, and `error` is the result.
+    RequestStep reservation_failed(Error error) {
+        set_error(std::move(error));
+        return finish();
     }
 
     /// The attempt was answered, at `now`; `random_unit` in [0, 1) jitters a backoff.
@@ -129,11 +160,17 @@ class RequestMachine {
             // the delay this request itself sleeps, jitter included, so what it reports is what it waits.
             pacer_.pause_until(now + delay);
         }
+        const std::chrono::milliseconds pause_fleet =
+            status == 429 && shared_pace_ ? delay : std::chrono::milliseconds(0);
         if (!retry || attempt_ >= policy_.max_attempts) {
-            return finish_with_answer();
+            RequestStep step = finish_with_answer();
+            step.pause_fleet = pause_fleet;
+            return step;
         }
         set_error(refused_with_status(status));
-        return back_off(now, delay, true);
+        RequestStep step = back_off(now, delay, true);
+        step.pause_fleet = pause_fleet;
+        return step;
     }
 
     /// The attempt got no answer, at `now`.
@@ -171,7 +208,7 @@ class RequestMachine {
     bool may_have_acted() const noexcept { return may_have_acted_; }
 
   private:
-    enum class State { pacing, sending, backing_off, done };
+    enum class State { pacing, reserving, sending, backing_off, done };
 
     void set_error(Error error) {
         if (error_) {
@@ -187,6 +224,11 @@ class RequestMachine {
             return give_up_for_deadline(deadline_passes_before_pacing());
         }
         pacer_.take(slot);
+        if (shared_pace_) {
+            local_slot_ = slot;
+            state_ = State::reserving;
+            return {.action = RequestStep::Action::reserve, .attempt = attempt_};
+        }
         if (slot > now) {
             state_ = State::pacing;
             return {.action = RequestStep::Action::sleep, .until = slot, .attempt = attempt_};
@@ -234,12 +276,15 @@ class RequestMachine {
     const RetryPolicy& policy_;
     Pacer& pacer_;
     Clock::time_point deadline_;
+    /// The local pacer's slot while a shared one is being reserved.
+    Clock::time_point local_slot_{};
     /// On the heap: most requests never fail, and a request machine sits in the frame of every request
     /// in flight (thousands of them during a burst of creates).
     std::unique_ptr<Error> error_{};
     unsigned attempt_ = 1;
     State state_ = State::pacing;
     bool resend_safe_;
+    bool shared_pace_;
     bool last_was_rate_limited_ = false;
     bool finished_with_answer_ = false;
     bool gave_up_for_deadline_ = false;

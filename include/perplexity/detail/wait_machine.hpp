@@ -134,6 +134,11 @@ class BasicWaitMachine {
         return finish();
     }
 
+    /// The run's ledger entry went to another process (ErrorKind::taken_over in `error`): the wait ends
+    /// with it, whatever was seen, even an answer, which the other process reports. The job is not
+    /// cancelled on the server, since the other process waits on it.
+    Step taken_over(Error error) { return finish_with(with_job(std::move(error))); }
+
     /// The outcome, once the machine said finish.
     expected<Item, Error> result() && {
         if (Error* failure = failure_seen()) {

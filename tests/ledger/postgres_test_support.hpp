@@ -1,0 +1,168 @@
+// What the PostgreSQL ledger tests share: the scratch server tests/postgres/cluster started (its
+// connection strings in the environment), a clean set of tables per test, and a PostgresLedger driven
+// from synchronous test code by an io_context on a thread of its own.
+#pragma once
+
+#include <perplexity/postgres_ledger.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <doctest/doctest.h>
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace postgres_test {
+
+namespace px = perplexity;
+namespace asio = boost::asio;
+
+/// An environment variable the cluster script sets; the tests cannot run without it.
+inline std::string required_environment(const char* name) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == 0) {
+        throw std::runtime_error(
+            std::string(name) +
+            " is not set: run these tests through tests/postgres/cluster run (meson test does)");
+    }
+    return value;
+}
+
+/// The scratch database over its Unix socket (trusted, no password).
+inline std::string socket_conninfo() {
+    return required_environment("PERPLEXITY_PG_SOCKET_CONNINFO");
+}
+
+/// Runs SQL on a connection of its own, synchronously (tests only); throws on failure.
+inline void execute(const std::string& sql, const std::string& conninfo = socket_conninfo()) {
+    PGconn* connection = PQconnectdb(conninfo.c_str());
+    if (PQstatus(connection) != CONNECTION_OK) {
+        const std::string message = PQerrorMessage(connection);
+        PQfinish(connection);
+        throw std::runtime_error("cannot connect to the test database: " + message);
+    }
+    PGresult* result = PQexec(connection, sql.c_str());
+    const ExecStatusType status = PQresultStatus(result);
+    const std::string message = PQresultErrorMessage(result);
+    PQclear(result);
+    PQfinish(connection);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        throw std::runtime_error("test SQL failed: " + sql + ": " + message);
+    }
+}
+
+/// The first column of the first row of a query, as text (tests only).
+inline std::string query_value(const std::string& sql) {
+    PGconn* connection = PQconnectdb(socket_conninfo().c_str());
+    PGresult* result = PQexec(connection, sql.c_str());
+    std::string value = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0
+                            ? std::string(PQgetvalue(result, 0, 0))
+                            : std::string("<error: ") + PQresultErrorMessage(result) + ">";
+    PQclear(result);
+    PQfinish(connection);
+    return value;
+}
+
+/// Drops the ledger's tables, so that a test starts from an empty database.
+inline void drop_tables() {
+    execute(
+        "DROP TABLE IF EXISTS perplexity_entries, perplexity_replicas, perplexity_pace, perplexity_schema "
+        "CASCADE");
+}
+
+/// An io_context running on a thread of its own, for the ledger's background work.
+class Runner {
+  public:
+    Runner() : work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+    Runner(const Runner&) = delete;
+    Runner& operator=(const Runner&) = delete;
+    ~Runner() {
+        work_.reset();
+        io_.stop();
+        thread_.join();
+    }
+
+    asio::io_context& io() { return io_; }
+
+    /// Runs `operation` on the runner's thread and waits for its result.
+    template <class T>
+    T wait(asio::awaitable<T> operation) {
+        return asio::co_spawn(io_, std::move(operation), asio::use_future).get();
+    }
+
+  private:
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    std::thread thread_;
+};
+
+/// Opens a PostgresLedger on `runner`, or throws.
+inline std::shared_ptr<px::PostgresLedger> open_ledger(Runner& runner, px::PostgresLedgerOptions options = {},
+                                                       const std::string& conninfo = socket_conninfo()) {
+    auto opened =
+        runner.wait(px::PostgresLedger::open(runner.io().get_executor(), conninfo, std::move(options)));
+    if (!opened) {
+        throw std::runtime_error("cannot open the PostgreSQL ledger: " + px::to_string(opened.error()));
+    }
+    return *opened;
+}
+
+/// A PostgresLedger with the synchronous calls the contract tests use, over fresh tables. It is a
+/// Ledger itself (forwarding to the real one), so the awaitable calls are exercised from any
+/// io_context.
+class SyncPostgresLedger final : public px::Ledger {
+  public:
+    SyncPostgresLedger() {
+        drop_tables();
+        ledger_ = open_ledger(runner_, {.replica = "contract"});
+    }
+    ~SyncPostgresLedger() override { runner_.wait(ledger_->close()); }
+
+    asio::awaitable<px::expected<px::EntryId, px::Error>> add(px::LedgerIntent intent) override {
+        return ledger_->add(std::move(intent));
+    }
+    asio::awaitable<std::optional<px::Error>> update(px::EntryId entry, px::LedgerUpdate update) override {
+        return ledger_->update(entry, std::move(update));
+    }
+    asio::awaitable<px::expected<std::vector<px::LedgerEntry>, px::Error>> find(
+        px::LedgerQuery query) override {
+        return ledger_->find(std::move(query));
+    }
+
+    px::expected<px::EntryId, px::Error> add_now(const px::LedgerIntent& intent) {
+        return runner_.wait(ledger_->add(intent));
+    }
+    std::optional<px::Error> update_now(px::EntryId entry, const px::LedgerUpdate& update) {
+        return runner_.wait(ledger_->update(entry, update));
+    }
+    px::expected<std::vector<px::LedgerEntry>, px::Error> find_now(const px::LedgerQuery& query) {
+        return runner_.wait(ledger_->find(query));
+    }
+
+  private:
+    Runner runner_;
+    std::shared_ptr<px::PostgresLedger> ledger_;
+};
+
+}  // namespace postgres_test
+
+namespace ledger_test {
+
+/// A PostgresLedger over fresh tables in the scratch server, for the contract tests.
+struct PostgresFixture {
+    static constexpr const char* name = "PostgresLedger";
+    std::shared_ptr<postgres_test::SyncPostgresLedger> ledger =
+        std::make_shared<postgres_test::SyncPostgresLedger>();
+};
+
+}  // namespace ledger_test
