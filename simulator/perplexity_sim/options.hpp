@@ -4,6 +4,7 @@
 
 #include <perplexity_sim/certificates.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,9 @@
 #include <vector>
 
 namespace perplexity_sim {
+
+// Create requests per minute the API allows at each usage tier 0..5 (the contract's rate limit table).
+inline constexpr std::array<unsigned, 6> creates_per_minute_by_tier{5, 10, 20, 40, 60, 100};
 
 struct SimulatorOptions {
     // Bearer token every request must carry; anything else gets the 401 envelope. Default "sim-key".
