@@ -243,6 +243,20 @@ inline Response fault_response(ServerState& state, const Fault& fault, const Req
     return response;
 }
 
+inline SimulatorStats collect_stats(const ServerState& state) {
+    SimulatorStats stats = state.traffic;
+    stats.connections_accepted = state.connections_accepted;
+    stats.requests = state.api.requests();
+    stats.jobs_created = state.api.jobs_created();
+    stats.responses_created = state.api.responses_created();
+    stats.responses_cancelled = state.api.responses_cancelled();
+    stats.creates_rate_limited = state.api.creates_rate_limited();
+    stats.admitted_creates = state.api.admitted_creates();
+    stats.first_admitted_create = state.api.first_admitted_create();
+    stats.last_admitted_create = state.api.last_admitted_create();
+    return stats;
+}
+
 template <class Stream>
 net::awaitable<Ending> serve_requests(ServerState& state, Stream& stream) {
     beast::flat_buffer buffer;
@@ -527,15 +541,7 @@ class Simulator {
     // caller brought the identity. Empty for plain HTTP.
     const std::string& ca_certificate_pem() const { return state_->ca_pem; }
 
-    SimulatorStats stats() const {
-        SimulatorStats stats = state_->traffic;
-        stats.connections_accepted = state_->connections_accepted;
-        stats.requests = state_->api.requests();
-        stats.jobs_created = state_->api.jobs_created();
-        stats.responses_created = state_->api.responses_created();
-        stats.responses_cancelled = state_->api.responses_cancelled();
-        return stats;
-    }
+    SimulatorStats stats() const { return detail::collect_stats(*state_); }
 
     // Queues a scripted misbehaviour; see Fault.
     void inject(Fault fault) { state_->faults.push_back(std::move(fault)); }
