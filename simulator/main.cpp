@@ -74,7 +74,11 @@ void print_usage(std::ostream& out) {
            "                               millisecond of network jitter; 2 absorbs that jitter and\n"
            "                               still refuses a client that gets more than one create\n"
            "                               ahead of the rate\n"
-           "  --help                       show this text\n";
+           "  --help                       show this text\n"
+           "\n"
+           "GET /sim/stats (no key needed; not counted as a request, never faulted) answers the\n"
+           "counters as JSON: jobs_created, creates_received, creates_rate_limited, admitted_creates,\n"
+           "admitted_create_span_ms (first to last admitted create), creates_per_minute and more.\n";
 }
 
 struct UsageError {
