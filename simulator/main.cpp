@@ -61,7 +61,24 @@ void print_usage(std::ostream& out) {
            "  --max-page-size N            largest accepted list limit (default 100)\n"
            "  --requests-per-connection N  silently close a connection after N responses, 0 = never\n"
            "                               (default 0)\n"
-           "  --help                       show this text\n";
+           "  --tier T                     enforce the create rate limit of usage tier T, 0..5: 5, 10,\n"
+           "                               20, 40, 60 or 100 creates per minute (default: no limit)\n"
+           "  --creates-per-minute N       enforce a create rate limit of any N > 0 a minute, e.g. 600\n"
+           "                               for fast tests (default: no limit). Either option counts\n"
+           "                               Sonar and Agent API creates per API key in one leaky bucket\n"
+           "                               draining at the rate; a create that would overflow it gets a\n"
+           "                               429 with retry-after and retry-after-ms and does nothing\n"
+           "  --create-burst N             that bucket's capacity in creates, 1..1000000 (default 2).\n"
+           "                               1 admits a create only a full interval after the last one,\n"
+           "                               so a client pacing at exactly the rate is refused for a\n"
+           "                               millisecond of network jitter; 2 absorbs that jitter and\n"
+           "                               still refuses a client that gets more than one create\n"
+           "                               ahead of the rate\n"
+           "  --help                       show this text\n"
+           "\n"
+           "GET /sim/stats (no key needed; not counted as a request, never faulted) answers the\n"
+           "counters as JSON: jobs_created, creates_received, creates_rate_limited, admitted_creates,\n"
+           "admitted_create_span_ms (first to last admitted create), creates_per_minute and more.\n";
 }
 
 struct UsageError {
@@ -135,10 +152,43 @@ std::vector<perplexity_sim::Fault> parse_fault(std::string_view text) {
 
 struct CommandLine {
     perplexity_sim::SimulatorOptions options;
+    std::optional<unsigned> tier;
+    std::optional<unsigned> creates_per_minute;
+    std::optional<unsigned> create_burst;
     std::vector<perplexity_sim::Fault> faults;
     std::filesystem::path cert_dir = ".";
     bool help = false;
 };
+
+// --tier, --creates-per-minute and --create-burst into SimulatorOptions, each checked.
+void apply_create_limit(CommandLine& line) {
+    using perplexity_sim::creates_per_minute_by_tier;
+    if (line.tier && line.creates_per_minute) {
+        throw UsageError{"--tier and --creates-per-minute both set the create rate limit: give one"};
+    }
+    if (line.tier) {
+        if (*line.tier >= creates_per_minute_by_tier.size()) {
+            throw UsageError{"--tier must be 0 to 5"};
+        }
+        line.options.creates_per_minute = creates_per_minute_by_tier[*line.tier];
+    }
+    if (line.creates_per_minute) {
+        if (*line.creates_per_minute == 0) {
+            throw UsageError{"--creates-per-minute must be positive (leave it out for no limit)"};
+        }
+        line.options.creates_per_minute = *line.creates_per_minute;
+    }
+    if (line.create_burst) {
+        if (line.options.creates_per_minute == 0) {
+            throw UsageError{"--create-burst needs --tier or --creates-per-minute"};
+        }
+        if (*line.create_burst < 1 ||
+            *line.create_burst > perplexity_sim::detail::CreateBucket::max_capacity) {
+            throw UsageError{"--create-burst must be 1 to 1000000"};
+        }
+        line.options.create_burst = *line.create_burst;
+    }
+}
 
 CommandLine parse_command_line(int argc, char** argv) {
     CommandLine line;
@@ -214,6 +264,12 @@ CommandLine parse_command_line(int argc, char** argv) {
             options.max_page_size = parse_number<std::size_t>(flag, value());
         } else if (flag == "--requests-per-connection") {
             options.requests_per_connection = parse_number<unsigned>(flag, value());
+        } else if (flag == "--tier") {
+            line.tier = parse_number<unsigned>(flag, value());
+        } else if (flag == "--creates-per-minute") {
+            line.creates_per_minute = parse_number<unsigned>(flag, value());
+        } else if (flag == "--create-burst") {
+            line.create_burst = parse_number<unsigned>(flag, value());
         } else {
             throw UsageError{"unknown argument: " + std::string(flag)};
         }
@@ -222,6 +278,7 @@ CommandLine parse_command_line(int argc, char** argv) {
         options.default_page_size > options.max_page_size) {
         throw UsageError{"page sizes must satisfy 1 <= --default-page-size <= --max-page-size"};
     }
+    apply_create_limit(line);
     return line;
 }
 
@@ -284,8 +341,10 @@ int main(int argc, char** argv) {
                   << stats.requests << " requests, " << stats.jobs_created << " jobs, "
                   << stats.creates_received << " creates received, " << stats.responses_created
                   << " responses, " << stats.response_creates_received << " response creates received, "
-                  << stats.responses_cancelled << " responses cancelled, " << stats.faults_applied
-                  << " faults\n";
+                  << stats.responses_cancelled << " responses cancelled, " << stats.creates_rate_limited
+                  << " creates refused by the tier, " << stats.admitted_creates
+                  << " creates admitted spanning " << stats.admitted_create_span().count() << " ms, "
+                  << stats.faults_applied << " faults\n";
         return EXIT_SUCCESS;
     } catch (const std::exception& e) {
         std::cerr << "perplexity-sim: " << e.what() << '\n';

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <perplexity_sim/agent_request.hpp>
+#include <perplexity_sim/create_bucket.hpp>
 #include <perplexity_sim/job_store.hpp>
 #include <perplexity_sim/options.hpp>
 #include <perplexity_sim/response_store.hpp>
@@ -10,14 +11,18 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -68,12 +73,20 @@ inline Response validation_response(const std::vector<FieldError>& errors) {
 
 class Api {
   public:
-    explicit Api(const SimulatorOptions& options) : options_(options), store_(options), responses_(options) {}
+    using Clock = std::chrono::steady_clock;
+
+    // Throws std::invalid_argument when a create rate limit is set with a burst out of 1..1000000.
+    explicit Api(const SimulatorOptions& options) : options_(options), store_(options), responses_(options) {
+        if (options_.creates_per_minute != 0) {
+            CreateBucket::check(options_.creates_per_minute, options_.create_burst);
+        }
+    }
 
     // Builds the complete answer, headers and keep-alive included; only the transport decides to drop.
-    Response handle(const Request& req) {
+    // `now` is when the request arrived, for the create rate limit.
+    Response handle(const Request& req, Clock::time_point now = Clock::now()) {
         ++requests_;
-        Response res = dispatch(req);
+        Response res = dispatch(req, now);
         res.version(req.version() == 10 ? 10 : 11);
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
@@ -95,11 +108,18 @@ class Api {
     std::size_t responses_created() const { return responses_.responses_created(); }
     std::size_t responses_cancelled() const { return responses_.responses_cancelled(); }
 
+    // The create rate limit's counters (SimulatorStats has their meaning).
+    std::size_t creates_rate_limited() const { return creates_rate_limited_; }
+    std::size_t admitted_creates() const { return admitted_creates_; }
+    const std::optional<Clock::time_point>& first_admitted_create() const { return first_admitted_create_; }
+    const std::optional<Clock::time_point>& last_admitted_create() const { return last_admitted_create_; }
+
   private:
     enum class Family { none, collection, item };
 
-    Response dispatch(const Request& req) {
-        if (!authorized(req)) {
+    Response dispatch(const Request& req, Clock::time_point now) {
+        const auto token = bearer_token(req);
+        if (!token || *token != options_.api_key) {
             return error_response(http::status::unauthorized, "Invalid API key", "authentication_error");
         }
         const std::string_view target = req.target();
@@ -113,7 +133,7 @@ class Api {
             return error_response(http::status::bad_request, "Malformed percent-encoding in path",
                                   "bad_request");
         }
-        if (auto answer = agent_route(req, segments)) {
+        if (auto answer = agent_route(req, segments, *token, now)) {
             return std::move(*answer);
         }
         const Family family = match(segments);
@@ -127,6 +147,9 @@ class Api {
         }
         if (family == Family::collection) {
             if (req.method() == http::verb::post) {
+                if (auto refused = refuse_create(*token, now)) {
+                    return std::move(*refused);
+                }
                 return create(req.body());
             }
             if (req.method() == http::verb::get) {
@@ -140,22 +163,62 @@ class Api {
         return method_not_allowed("GET");
     }
 
-    bool authorized(const Request& req) const {
+    // The API key of `Authorization: Bearer KEY`; nothing without one.
+    static std::optional<std::string_view> bearer_token(const Request& req) {
         const auto it = req.find(http::field::authorization);
         if (it == req.end()) {
-            return false;
+            return std::nullopt;
         }
         std::string_view value = it->value();
         constexpr std::string_view scheme = "bearer";
         if (value.size() <= scheme.size() || !iequals_ascii(value.substr(0, scheme.size()), scheme) ||
             value[scheme.size()] != ' ') {
-            return false;
+            return std::nullopt;
         }
         value.remove_prefix(scheme.size());
         while (!value.empty() && value.front() == ' ') {
             value.remove_prefix(1);
         }
-        return value == options_.api_key;
+        return value;
+    }
+
+    // The create rate limit, before the create is even read: the 429 when the key's bucket is full,
+    // otherwise nothing, and the create is counted as admitted.
+    std::optional<Response> refuse_create(std::string_view token, Clock::time_point now) {
+        if (options_.creates_per_minute != 0) {
+            auto bucket = buckets_.find(token);
+            if (bucket == buckets_.end()) {
+                bucket = buckets_
+                             .emplace(std::string(token),
+                                      CreateBucket(options_.creates_per_minute, options_.create_burst))
+                             .first;
+            }
+            if (const auto wait = bucket->second.admit(now)) {
+                ++creates_rate_limited_;
+                return rate_limited(*wait);
+            }
+        }
+        ++admitted_creates_;
+        if (!first_admitted_create_) {
+            first_admitted_create_ = now;
+        }
+        last_admitted_create_ = now;
+        return std::nullopt;
+    }
+
+    // The API's 429 envelope, with both hints rounded up so that a client that waits exactly as long is
+    // admitted: `retry-after-ms` until one create fits, `retry-after` the same in whole seconds.
+    Response rate_limited(Clock::duration wait) const {
+        const auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+        const auto seconds = std::max<std::int64_t>(1, (milliseconds + 999) / 1000);
+        Response res = error_response(
+            http::status::too_many_requests,
+            "Rate limit exceeded: this API key may make " + std::to_string(options_.creates_per_minute) +
+                " create requests per minute; retry in " + std::to_string(milliseconds) + " ms",
+            "rate_limit_exceeded");
+        res.set(http::field::retry_after, std::to_string(seconds));
+        res.set("retry-after-ms", std::to_string(milliseconds));
+        return res;
     }
 
     // Splits before decoding, so an encoded '/' stays inside its segment (an id may contain one).
@@ -200,13 +263,17 @@ class Api {
 
     // The Agent API: POST /v1/responses (also /v1/agent), GET /v1/responses/{id} and
     // POST /v1/responses/{id}/cancel. Nothing for any other path.
-    std::optional<Response> agent_route(const Request& req, const std::vector<std::string>& segments) {
+    std::optional<Response> agent_route(const Request& req, const std::vector<std::string>& segments,
+                                        std::string_view token, Clock::time_point now) {
         if (segments.size() < 2 || segments[0] != "v1") {
             return std::nullopt;
         }
         if (segments.size() == 2 && (segments[1] == "responses" || segments[1] == "agent")) {
             if (req.method() != http::verb::post) {
                 return method_not_allowed("POST");
+            }
+            if (auto refused = refuse_create(token, now)) {
+                return std::move(*refused);
             }
             return create_response(req.body());
         }
@@ -554,10 +621,22 @@ class Api {
         return text;
     }
 
+    // Hashes a string_view as its std::string, so a bucket is found by the request's token without a copy.
+    struct TokenHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view token) const { return std::hash<std::string_view>{}(token); }
+    };
+
     SimulatorOptions options_;
     JobStore store_;
     ResponseStore responses_;
     std::size_t requests_ = 0;
+    // One create bucket per API key. The simulator accepts a single key today; keyed anyway, as the API is.
+    std::unordered_map<std::string, CreateBucket, TokenHash, std::equal_to<>> buckets_;
+    std::size_t creates_rate_limited_ = 0;
+    std::size_t admitted_creates_ = 0;
+    std::optional<Clock::time_point> first_admitted_create_;
+    std::optional<Clock::time_point> last_admitted_create_;
 };
 
 }  // namespace perplexity_sim::detail

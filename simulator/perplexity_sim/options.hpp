@@ -4,6 +4,7 @@
 
 #include <perplexity_sim/certificates.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,9 @@
 #include <vector>
 
 namespace perplexity_sim {
+
+// Create requests per minute the API allows at each usage tier 0..5 (the contract's rate limit table).
+inline constexpr std::array<unsigned, 6> creates_per_minute_by_tier{5, 10, 20, 40, 60, 100};
 
 struct SimulatorOptions {
     // Bearer token every request must carry; anything else gets the 401 envelope. Default "sim-key".
@@ -50,6 +54,18 @@ struct SimulatorOptions {
     // drop_handled Fault: a create makes its job), a third are answered 503, a third 429 with a
     // retry-after-ms of a few milliseconds. For soak and crash tests of clients. Default 0.0.
     double fault_ratio = 0.0;
+    // The API's create rate limit (its usage tier, see creates_per_minute_by_tier): create requests a minute
+    // per API key, Sonar creates (POST /async/chat/completions, /v1/async/sonar) and Agent API creates
+    // (POST /v1/responses, /v1/agent) drawing on one budget. Modelled as a leaky bucket that drains at this
+    // rate: a create that would overflow it gets a 429 with the API's error envelope, `retry-after` and
+    // `retry-after-ms`, and does nothing. Idempotent replays and creates that fail validation count, as
+    // requests do; unauthorized ones do not. 0 = no limit. Default 0.
+    unsigned creates_per_minute = 0;
+    // Capacity of that bucket in creates, 1 to 1000000: how many creates may follow each other at once
+    // after a quiet spell. 1 admits a create only a full interval after the previous one, which punishes a
+    // client that paces at exactly the rate for a millisecond of network jitter; 2 absorbs that jitter and
+    // still refuses a client that gets more than one create ahead of the rate. Default 2.
+    unsigned create_burst = 2;
     // Agent API only: retrieves after an accepted cancel that still show the running status before
     // `cancelled` appears. 0 means the first retrieve after the cancel already shows it. Default 0.
     unsigned cancel_polls = 0;
@@ -89,6 +105,22 @@ struct SimulatorStats {
     std::size_t responses_created = 0;
     std::size_t responses_cancelled = 0;
     std::vector<std::chrono::steady_clock::time_point> create_arrivals{};  // when each create was read
+    // The create rate limit (SimulatorOptions::creates_per_minute), Sonar and Agent API creates together:
+    // creates refused with a 429 by it, creates it let through (every authorized create when there is no
+    // limit; creates that then fail validation included), and when the first and the last of those came.
+    std::size_t creates_rate_limited = 0;
+    std::size_t admitted_creates = 0;
+    std::optional<std::chrono::steady_clock::time_point> first_admitted_create{};
+    std::optional<std::chrono::steady_clock::time_point> last_admitted_create{};
+
+    // From the first admitted create to the last; 0 with fewer than two.
+    std::chrono::milliseconds admitted_create_span() const {
+        if (!first_admitted_create || !last_admitted_create) {
+            return std::chrono::milliseconds(0);
+        }
+        return std::chrono::duration_cast<std::chrono::milliseconds>(*last_admitted_create -
+                                                                     *first_admitted_create);
+    }
 };
 
 // Which API operation a request is, for scripting faults. create, get and list are the Sonar async API's;

@@ -243,6 +243,75 @@ inline Response fault_response(ServerState& state, const Fault& fault, const Req
     return response;
 }
 
+inline SimulatorStats collect_stats(const ServerState& state) {
+    SimulatorStats stats = state.traffic;
+    stats.connections_accepted = state.connections_accepted;
+    stats.requests = state.api.requests();
+    stats.jobs_created = state.api.jobs_created();
+    stats.responses_created = state.api.responses_created();
+    stats.responses_cancelled = state.api.responses_cancelled();
+    stats.creates_rate_limited = state.api.creates_rate_limited();
+    stats.admitted_creates = state.api.admitted_creates();
+    stats.first_admitted_create = state.api.first_admitted_create();
+    stats.last_admitted_create = state.api.last_admitted_create();
+    return stats;
+}
+
+// The body of GET /sim/stats: every counter of SimulatorStats but the create arrival times, and the create
+// rate limit in force (null for both when there is none).
+inline boost::json::object stats_json(const SimulatorStats& stats, const SimulatorOptions& options) {
+    const auto count = [](std::size_t n) { return static_cast<std::uint64_t>(n); };
+    const bool limited = options.creates_per_minute != 0;
+    return boost::json::object{
+        {"connections_accepted", count(stats.connections_accepted)},
+        {"requests", count(stats.requests)},
+        {"jobs_created", count(stats.jobs_created)},
+        {"creates_received", count(stats.creates_received)},
+        {"gets_received", count(stats.gets_received)},
+        {"lists_received", count(stats.lists_received)},
+        {"response_creates_received", count(stats.response_creates_received)},
+        {"retrieves_received", count(stats.retrieves_received)},
+        {"cancels_received", count(stats.cancels_received)},
+        {"responses_created", count(stats.responses_created)},
+        {"responses_cancelled", count(stats.responses_cancelled)},
+        {"faults_applied", count(stats.faults_applied)},
+        {"creates_rate_limited", count(stats.creates_rate_limited)},
+        {"admitted_creates", count(stats.admitted_creates)},
+        {"admitted_create_span_ms", stats.admitted_create_span().count()},
+        {"creates_per_minute",
+         limited ? boost::json::value(options.creates_per_minute) : boost::json::value(nullptr)},
+        {"create_burst", limited ? boost::json::value(options.create_burst) : boost::json::value(nullptr)}};
+}
+
+// The simulator's own endpoint, beside the API's paths (which all start with /async/ or /v1/).
+inline constexpr std::string_view stats_path = "/sim/stats";
+
+inline bool is_stats_request(const Request& request) {
+    std::string_view path = request.target();
+    path = path.substr(0, path.find('?'));
+    while (path.ends_with('/')) {
+        path.remove_suffix(1);
+    }
+    return path == stats_path;
+}
+
+// GET /sim/stats, no authorization needed. Neither counted nor ever faulted, so reading the counters
+// changes neither them nor which requests --fault-ratio's seeded draws hit.
+inline Response stats_response(const ServerState& state, const Request& request) {
+    Response response;
+    if (request.method() == http::verb::get) {
+        response = json_response(http::status::ok, stats_json(collect_stats(state), state.options));
+    } else {
+        response =
+            error_response(http::status::method_not_allowed, "Method Not Allowed", "method_not_allowed");
+        response.set(http::field::allow, "GET");
+    }
+    response.version(request.version() == 10 ? 10 : 11);
+    response.keep_alive(request.keep_alive());
+    response.prepare_payload();
+    return response;
+}
+
 template <class Stream>
 net::awaitable<Ending> serve_requests(ServerState& state, Stream& stream) {
     beast::flat_buffer buffer;
@@ -281,10 +350,15 @@ net::awaitable<Ending> serve_requests(ServerState& state, Stream& stream) {
         }
 
         const Request request = parser.release();
+        const bool for_stats = is_stats_request(request);
         const Operation operation = classify(request);
-        count_arrival(state, operation);
+        if (!for_stats) {
+            count_arrival(state, operation);
+        }
         Response response;
-        if (auto fault = take_fault(state, operation)) {
+        if (for_stats) {
+            response = stats_response(state, request);
+        } else if (auto fault = take_fault(state, operation)) {
             switch (fault->action) {
                 case Fault::Action::respond:
                     response = fault_response(state, *fault, request);
@@ -527,15 +601,7 @@ class Simulator {
     // caller brought the identity. Empty for plain HTTP.
     const std::string& ca_certificate_pem() const { return state_->ca_pem; }
 
-    SimulatorStats stats() const {
-        SimulatorStats stats = state_->traffic;
-        stats.connections_accepted = state_->connections_accepted;
-        stats.requests = state_->api.requests();
-        stats.jobs_created = state_->api.jobs_created();
-        stats.responses_created = state_->api.responses_created();
-        stats.responses_cancelled = state_->api.responses_cancelled();
-        return stats;
-    }
+    SimulatorStats stats() const { return detail::collect_stats(*state_); }
 
     // Queues a scripted misbehaviour; see Fault.
     void inject(Fault fault) { state_->faults.push_back(std::move(fault)); }
