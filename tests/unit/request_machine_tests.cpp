@@ -338,6 +338,63 @@ TEST_SUITE("request machine") {
         f.machine.failed(failure(px::ErrorKind::tls, false), t0 + 5s, 0.5);
         CHECK(f.machine.may_have_acted());
     }
+
+    TEST_CASE(
+        "with a shared pace, every attempt reserves a fleet slot, then sleeps until it or the local one") {
+        px::RetryPolicy policy = no_jitter_policy();
+        pd::Pacer pacer;
+        pd::RequestMachine machine(policy, pacer, true, pd::no_deadline(), true);
+        const auto first = machine.start(t0);
+        CHECK(first.action == Action::reserve);
+        // The fleet says 300 ms from now: the attempt sleeps until then, and only then is sent.
+        const auto paced = machine.reserved(300ms, t0 + 2ms);
+        CHECK(paced.action == Action::sleep);
+        CHECK(paced.until == t0 + 302ms);
+        CHECK(paced.retrying == nullptr);
+        const auto sent = machine.woke(t0 + 302ms);
+        CHECK(sent.action == Action::send);
+        CHECK(sent.attempt == 1);
+        // A 429: the fleet is asked to pause as long as this request backs off, and the retry reserves
+        // a slot again.
+        const auto backing_off = machine.answered({.status = 429, .retry_hint = 1200ms}, t0 + 310ms, 0.5);
+        CHECK(backing_off.action == Action::sleep);
+        CHECK(backing_off.delay == 1200ms);
+        CHECK(backing_off.pause_fleet == 1200ms);
+        const auto again = machine.woke(t0 + 1510ms);
+        CHECK(again.action == Action::reserve);
+        // A slot already due: sent at once.
+        const auto now = machine.reserved(0ms, t0 + 1511ms);
+        CHECK(now.action == Action::send);
+        CHECK(now.attempt == 2);
+        CHECK(machine.answered({.status = 200}, t0 + 1600ms, 0.5).action == Action::finish);
+        CHECK(machine.finished_with_answer());
+    }
+
+    TEST_CASE(
+        "with a shared pace, a slot past the deadline gives up, and a failed reservation sends nothing") {
+        px::RetryPolicy policy = no_jitter_policy();
+        pd::Pacer pacer;
+        pd::RequestMachine late(policy, pacer, false, t0 + 1s, true);
+        REQUIRE(late.start(t0).action == Action::reserve);
+        CHECK(late.reserved(2s, t0).action == Action::finish);
+        CHECK(late.gave_up_for_deadline());
+        CHECK_FALSE(late.may_have_acted());
+
+        pd::RequestMachine refused(policy, pacer, false, pd::no_deadline(), true);
+        REQUIRE(refused.start(t0).action == Action::reserve);
+        const auto done =
+            refused.reservation_failed(px::Error{.kind = px::ErrorKind::ledger, .message = "down"});
+        CHECK(done.action == Action::finish);
+        CHECK_FALSE(refused.finished_with_answer());
+        CHECK(refused.error().kind == px::ErrorKind::ledger);
+        CHECK_FALSE(refused.may_have_acted());
+    }
+
+    TEST_CASE("without a shared pace, a 429 asks no fleet to pause") {
+        Fixture f(true);
+        REQUIRE(f.machine.start(t0).action == Action::send);
+        CHECK(f.machine.answered({.status = 429, .retry_hint = 1s}, t0, 0.5).pause_fleet == 0ms);
+    }
 }
 
 }  // namespace request_machine_tests
