@@ -11,6 +11,9 @@ source "$(dirname "$0")/example_lib.sh"
 start_service() {  # start_service URL_VARIABLE DIR SIM_URL ARGS...: sets URL_VARIABLE, service_pid
     local variable=$1 dir=$2 sim_url=$3
     shift 3
+    # Emptied here, not only by the background process's redirection, which may come after the first
+    # look: a restart in the same directory must not read the line of the service before it.
+    : >"$dir/service.out"
     PERPLEXITY_API_KEY=test-key "$service" --listen 127.0.0.1:0 --base-url "$sim_url" --ca-file "$dir/ca.pem" \
         --poll-interval 50 "$@" >"$dir/service.out" 2>"$dir/service.err" &
     service_pid=$!
