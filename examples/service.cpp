@@ -26,7 +26,7 @@
 // anywhere else it refuses to start. There is no --token: the command line is visible to every user.
 //
 //   service --listen 0.0.0.0:8080 --token-file /etc/perplexity-service/token
-//   curl -H "Authorization: Bearer $(cat /etc/perplexity-service/token)" http://HOST:8080/questions/JOB_ID
+//   curl -H @auth.header http://HOST:8080/questions/JOB_ID    # auth.header: "Authorization: Bearer TOKEN"
 #include "example_support.hpp"
 
 #include <perplexity/sqlite_ledger.hpp>
