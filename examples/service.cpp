@@ -18,6 +18,15 @@
 // its Idempotency-Key. A restarted service reads the ledger into its table, so the ids it handed out
 // still answer GET and the keys it saw still find their ids, and lets Client::resume carry the
 // unfinished runs on in the background.
+//
+// Every POST spends the account's money, so only callers who belong may make one. With --token-file
+// FILE (or PERPLEXITY_SERVICE_TOKEN) every request but GET /healthz must carry
+// "Authorization: Bearer TOKEN", or gets 401 and starts nothing; GET /healthz, for load balancers, shows
+// only the count in flight. Without a token the service listens only on loopback (127.0.0.0/8, ::1);
+// anywhere else it refuses to start. There is no --token: the command line is visible to every user.
+//
+//   service --listen 0.0.0.0:8080 --token-file /etc/perplexity-service/token
+//   curl -H @auth.header http://HOST:8080/questions/JOB_ID    # auth.header: "Authorization: Bearer TOKEN"
 #include "example_support.hpp"
 
 #include <perplexity/sqlite_ledger.hpp>
@@ -35,7 +44,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <iostream>
 #include <list>
@@ -68,13 +85,22 @@ An HTTP service that asks the API on behalf of its clients:
                          API; a repeat while the first create is still under way gets 409
   GET /questions/ID      {"id", "status", "question", and "answer" or "error" when it ended}; 404
                          for an id this service does not know
-  GET /healthz           {"status": "ok", "in_flight": N}
-Answers: 400 bad JSON or no question, 413 body too large, 503 too many jobs in flight (with
-retry-after), 502 the API could not be reached or refused.
+  GET /healthz           {"status": "ok", "in_flight": N}; needs no token, and with one shows nothing
+                         more (without one also "known": the questions remembered)
+Answers: 400 bad JSON or no question, 401 no or wrong bearer token (with www-authenticate: Bearer),
+413 body too large, 503 too many jobs in flight (with retry-after), 502 the API could not be reached
+or refused.
 
 options:
   --listen ADDR:PORT     where to listen (default 127.0.0.1:8080); port 0 picks a free one. The
-                         first line on stdout is "listening on http://ADDR:PORT".
+                         first line on stdout is "listening on http://ADDR:PORT". An address other
+                         than 127.0.0.0/8 or ::1 (0.0.0.0 and :: included) needs a token.
+  --token-file FILE      callers must send "Authorization: Bearer TOKEN", TOKEN being the first line
+                         of FILE (trailing whitespace dropped; printable ASCII, e.g. from
+                         'openssl rand -hex 32'); any request but GET /healthz without it gets 401
+                         and starts nothing. Without --token-file the token is taken from
+                         PERPLEXITY_SERVICE_TOKEN, if set. There is no --token: a command line is
+                         visible to every user of the machine. The token is never printed.
   --max-in-flight N      jobs being created or waited on at once; more get 503 (default 64)
   --max-body BYTES       largest request body accepted (default 16384)
   --max-connections N    open client connections at once; more are closed at once (default 256)
@@ -97,7 +123,8 @@ constexpr std::string_view usage_tail = R"(  -h, --help             show this he
 SIGINT or SIGTERM stops the service: it stops accepting, cancels the waits (the jobs, and with
 --api agent the responses, keep running on the API) and exits 0.
 exit codes: 0 stopped by a signal, 1 could not listen or open the ledger (in use by another
-            service, unreadable), 2 usage or configuration error
+            service, unreadable), 2 usage or configuration error (among them: no token for an
+            address beyond loopback, a token file that cannot be read, an empty token)
 )";
 
 struct Arguments {
@@ -111,6 +138,8 @@ struct Arguments {
     std::chrono::seconds deadline{1800};
     examples::ApiFlags api{};
     std::string ledger{};
+    /// --token-file; without it the token comes from PERPLEXITY_SERVICE_TOKEN, if set.
+    std::optional<std::string> token_file{};
 };
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
@@ -121,6 +150,16 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         bool bad = false;
         if (examples::parse_common_flag(flags, arguments.connection, usage, usage_tail, stopped, bad)) {
             // handled
+        } else if (word == "--token" || word.starts_with("--token=")) {
+            // Its value is not echoed: it would be the secret.
+            flags.complain(
+                "there is no --token option: the command line is visible to every user of the machine. Put "
+                "the token in a file readable only by the service and pass --token-file FILE, or set "
+                "PERPLEXITY_SERVICE_TOKEN");
+            return std::nullopt;
+        } else if (word == "--token-file") {
+            arguments.token_file = flags.value();
+            bad = !arguments.token_file;
         } else if (word == "--listen" || word == "--ledger") {
             const auto value = flags.value();
             bad = !value;
@@ -194,6 +233,126 @@ Response error_response(http::status status, std::string message) {
     return json_response(status, {{"error", std::move(message)}});
 }
 
+/// Whether the service may listen on `address` without a token: only on loopback, 127.0.0.0/8 or ::1.
+/// 0.0.0.0 and :: are every interface, and an IPv4-mapped ::ffff:127.x.y.z counts as elsewhere.
+bool loopback(const asio::ip::address& address) {
+    return address.is_v4() ? (address.to_v4().to_uint() >> 24) == 127
+                           : address.to_v6() == asio::ip::address_v6::loopback();
+}
+
+/// The bearer token callers must present (--token-file, or PERPLEXITY_SERVICE_TOKEN). Only its SHA-256
+/// digest is kept, and a presented token is checked by comparing digests in constant time: the time
+/// depends neither on where the two differ nor on the configured token's length. No message here ever
+/// contains a token.
+class BearerToken {
+  public:
+    /// Longest token accepted; the request header limit is 8 KiB.
+    static constexpr std::size_t max_size = 4096;
+
+    /// The token of the first line of `file` (trailing whitespace dropped), else of the environment;
+    /// none when neither is given. An unreadable file or an empty or unusable token is an error.
+    static px::expected<std::optional<BearerToken>, std::string> configure(
+        const std::optional<std::string>& file) {
+        std::string token;
+        std::string origin;
+        if (file) {
+            origin = "the token file " + *file;
+            const std::unique_ptr<std::FILE, int (*)(std::FILE*)> stream(std::fopen(file->c_str(), "rb"),
+                                                                         &std::fclose);
+            if (!stream) {
+                return px::unexpected("cannot read " + origin + ": " + std::strerror(errno));
+            }
+            int c = 0;
+            while ((c = std::getc(stream.get())) != EOF && c != '\n' && token.size() <= max_size) {
+                token.push_back(static_cast<char>(c));
+            }
+            if (std::ferror(stream.get())) {
+                return px::unexpected("cannot read " + origin + ": " + std::strerror(errno));
+            }
+            if (token.size() > max_size) {
+                return px::unexpected("the first line of " + origin + " is longer than " +
+                                      std::to_string(max_size) + " characters");
+            }
+        } else if (const char* variable = std::getenv("PERPLEXITY_SERVICE_TOKEN")) {
+            origin = "PERPLEXITY_SERVICE_TOKEN";
+            token = variable;
+        } else {
+            return std::nullopt;
+        }
+        while (!token.empty() && std::strchr(" \t\r\n\v\f", token.back()) != nullptr) {
+            token.pop_back();
+        }
+        if (token.empty()) {
+            return px::unexpected(origin + (file ? " has an empty first line" : " is empty") +
+                                  "; the token must not be empty");
+        }
+        if (token.size() > max_size) {
+            return px::unexpected(origin + " is longer than " + std::to_string(max_size) + " characters");
+        }
+        for (const char c : token) {
+            if (c < '!' || c > '~') {
+                return px::unexpected("the token in " + origin +
+                                      " has a space, a control or a non-ASCII character; a token must "
+                                      "be printable ASCII, such as the output of 'openssl rand -hex 32'");
+            }
+        }
+        const auto digest = sha256(token);
+        if (!digest) {
+            return px::unexpected(std::string("cannot compute SHA-256"));
+        }
+        return std::optional(BearerToken(*digest));
+    }
+
+    /// None when `request` carries exactly one `Authorization: Bearer TOKEN` header with this token
+    /// (the scheme in any case); else the 401 to answer it with.
+    std::optional<Response> refusal(const Request& request) const {
+        const auto headers = request.count(http::field::authorization);
+        if (headers == 0) {
+            return unauthorized("this service needs an Authorization: Bearer header", false);
+        }
+        std::string_view credentials = request[http::field::authorization];
+        constexpr std::string_view scheme = "bearer ";
+        if (headers > 1 || credentials.size() <= scheme.size() ||
+            !beast::iequals(credentials.substr(0, scheme.size()), scheme)) {
+            return unauthorized("the Authorization header must be one 'Bearer TOKEN'", true);
+        }
+        credentials.remove_prefix(scheme.size());
+        while (!credentials.empty() && credentials.front() == ' ') {
+            credentials.remove_prefix(1);
+        }
+        const auto presented = sha256(credentials);
+        // CRYPTO_memcmp reads all 32 bytes whatever they hold.
+        if (!presented || CRYPTO_memcmp(presented->data(), digest_.data(), digest_.size()) != 0) {
+            return unauthorized("the bearer token is not valid", true);
+        }
+        return std::nullopt;
+    }
+
+  private:
+    using Digest = std::array<unsigned char, 32>;
+
+    explicit BearerToken(const Digest& digest) : digest_(digest) {}
+
+    static std::optional<Digest> sha256(std::string_view text) {
+        Digest digest{};
+        unsigned int size = 0;
+        if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
+            size != digest.size()) {
+            return std::nullopt;
+        }
+        return digest;
+    }
+
+    /// RFC 6750: a request without credentials gets a bare challenge, one with bad credentials says so.
+    static Response unauthorized(std::string message, bool invalid) {
+        Response response = error_response(http::status::unauthorized, std::move(message));
+        response.set(http::field::www_authenticate, invalid ? R"(Bearer error="invalid_token")" : "Bearer");
+        return response;
+    }
+
+    Digest digest_;
+};
+
 /// Cancellation signals of the operations in progress, so that shutdown can cancel each of them.
 class Cancellations {
   public:
@@ -262,8 +421,10 @@ std::string recorded_question(const px::LedgerEntry& entry) {
 
 class Service {
   public:
-    Service(asio::io_context& io, px::Client& client, const Arguments& arguments)
-        : io_(io), client_(client), arguments_(arguments), acceptor_(io) {}
+    /// With a `token`, every request but GET /healthz must present it.
+    Service(asio::io_context& io, px::Client& client, const Arguments& arguments,
+            std::optional<BearerToken> token)
+        : io_(io), client_(client), arguments_(arguments), token_(std::move(token)), acceptor_(io) {}
 
     /// Binds and listens; returns the address actually bound (the port is chosen when 0 was asked for).
     /// Connections wait in the backlog until `start_accepting`.
@@ -454,13 +615,22 @@ class Service {
         const std::string_view target = request.target();
         const std::string_view path = target.substr(0, target.find('?'));
         constexpr std::string_view item_prefix = "/questions/";
-        if (path == "/healthz") {
-            if (request.method() != http::verb::get) {
-                co_return method_not_allowed("GET");
+        // Load balancers' health checks carry no credentials: GET /healthz is the one request let through,
+        // before anything else is looked at, and with a token it shows the count in flight and no more.
+        if (path == "/healthz" && request.method() == http::verb::get) {
+            json::object health{{"status", "ok"}, {"in_flight", in_flight_}};
+            if (!token_) {
+                health["known"] = questions_.size();
             }
-            co_return json_response(
-                http::status::ok,
-                {{"status", "ok"}, {"in_flight", in_flight_}, {"known", questions_.size()}});
+            co_return json_response(http::status::ok, health);
+        }
+        if (token_) {
+            if (auto refusal = token_->refusal(request)) {
+                co_return std::move(*refusal);
+            }
+        }
+        if (path == "/healthz") {
+            co_return method_not_allowed("GET");
         }
         if (path == "/questions") {
             if (request.method() != http::verb::post) {
@@ -757,6 +927,7 @@ class Service {
     asio::io_context& io_;
     px::Client& client_;
     const Arguments& arguments_;
+    const std::optional<BearerToken> token_;
     tcp::acceptor acceptor_;
     std::map<std::string, Question> questions_;
     /// The id each Idempotency-Key made, or none while its create is under way.
@@ -783,6 +954,19 @@ int main(int argc, char** argv) {
                   << arguments->listen << "'\n";
         return usage_error;
     }
+    auto token = BearerToken::configure(arguments->token_file);
+    if (!token) {
+        std::cerr << "service: " << token.error() << "\n";
+        return usage_error;
+    }
+    if (!*token && !loopback(endpoint->address())) {
+        std::cerr << "service: refusing to listen on " << arguments->listen
+                  << " without a token: anyone who reaches it could spend the account's money. Put a token "
+                     "in a file readable only by the service and pass --token-file FILE, or set "
+                     "PERPLEXITY_SERVICE_TOKEN; callers then send 'Authorization: Bearer TOKEN'. Only "
+                     "127.0.0.0/8 and ::1 may be listened on without a token.\n";
+        return usage_error;
+    }
     px::ClientOptions options = arguments->connection.client_options();
     options.create_requests_per_minute = arguments->creates_per_minute;
     std::vector<px::LedgerEntry> entries;
@@ -806,7 +990,10 @@ int main(int argc, char** argv) {
     if (!examples::usable("service", client)) {
         return usage_error;
     }
-    Service service(io, client, *arguments);
+    if (*token) {
+        std::cerr << "service: every request but GET /healthz needs the bearer token\n";
+    }
+    Service service(io, client, *arguments, std::move(*token));
     // Before listening: a script may signal as soon as it has read the first line.
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int) {
