@@ -94,7 +94,8 @@ lap pkg-config
 
 echo "== CMake find_package"
 cp -r "$here/cmake" "$scratch/cmake"
-cp "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$here/separate_src.cpp" "$scratch/cmake/"
+cp "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$here/postgres_consumer.cpp" "$here/separate_src.cpp" \
+    "$scratch/cmake/"
 quietly cmake -S "$scratch/cmake" -B "$scratch/cmake/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
     -DEXPECTED_VERSION="$version"
 found=$(sed -n 's/^perplexity-async_DIR:PATH=//p' "$scratch/cmake/build/CMakeCache.txt")
@@ -102,6 +103,7 @@ found=$(sed -n 's/^perplexity-async_DIR:PATH=//p' "$scratch/cmake/build/CMakeCac
 quietly cmake --build "$scratch/cmake/build" -j 1
 run_consumer "$scratch/cmake/build/consumer"
 run_consumer "$scratch/cmake/build/sqlite_consumer"
+run_consumer "$scratch/cmake/build/postgres_consumer"
 run_consumer "$scratch/cmake/build/separate_consumer"
 lap CMake
 
