@@ -109,11 +109,13 @@ lap CMake
 
 echo "== meson subproject"
 mkdir -p "$scratch/subproject/subprojects"
-cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$scratch/subproject/"
+cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$here/postgres_consumer.cpp" \
+    "$scratch/subproject/"
 ln -s "$source_dir" "$scratch/subproject/subprojects/perplexity-async"
 quietly meson setup "$scratch/subproject/build" "$scratch/subproject" --force-fallback-for=perplexity-async
 quietly meson compile -C "$scratch/subproject/build" -j 1
 run_consumer "$scratch/subproject/build/consumer"
 run_consumer "$scratch/subproject/build/sqlite_consumer"
+run_consumer "$scratch/subproject/build/postgres_consumer"
 run_consumer "$scratch/subproject/build/separate_consumer"
 lap subproject
