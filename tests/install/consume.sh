@@ -109,8 +109,8 @@ lap CMake
 
 echo "== meson subproject"
 mkdir -p "$scratch/subproject/subprojects"
-cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$here/postgres_consumer.cpp" \
-    "$scratch/subproject/"
+cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" \
+    "$here/postgres_consumer.cpp" "$scratch/subproject/"
 ln -s "$source_dir" "$scratch/subproject/subprojects/perplexity-async"
 quietly meson setup "$scratch/subproject/build" "$scratch/subproject" --force-fallback-for=perplexity-async
 quietly meson compile -C "$scratch/subproject/build" -j 1
