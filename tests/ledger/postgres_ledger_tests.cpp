@@ -315,8 +315,15 @@ TEST_CASE("a database restart is ridden out; one that stays away is a clear Erro
     CHECK(after > before);
 
     auto short_patience = open_ledger(runner, {.replica = "b", .reconnect_for = 1500ms});
+    auto stopping = open_ledger(runner, {.replica = "c", .reconnect_for = 60s});
     cluster("down");
     auto refused = runner.wait(short_patience->add(intent("while-down", 0)));
+    // A shutdown does not wait for the database to end its lease: one attempt, not a minute of them.
+    const auto closing = std::chrono::steady_clock::now();
+    const std::optional<px::Error> not_ended = runner.wait(stopping->close());
+    CHECK(std::chrono::steady_clock::now() - closing < 30s);
+    REQUIRE(not_ended.has_value());
+    CHECK(contains(not_ended->message, "not retried"));
     cluster("up");
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().kind == px::ErrorKind::ledger);
