@@ -1151,10 +1151,12 @@ int main(int argc, char** argv) {
                      "127.0.0.0/8 and ::1 may be listened on without a token.\n";
         return usage_error;
     }
+    // First, so that it outlives everything made on it: the options hold the ledger, whose timer and
+    // strand belong to it.
+    asio::io_context io;
     px::ClientOptions options = arguments->connection.client_options();
     options.create_requests_per_minute = arguments->creates_per_minute;
     std::vector<px::LedgerEntry> entries;
-    asio::io_context io;
     std::shared_ptr<px::PostgresLedger> fleet;
     if (is_postgres(arguments->ledger)) {
         auto opened = open_fleet_ledger(io, *arguments);

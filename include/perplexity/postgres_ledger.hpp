@@ -90,7 +90,8 @@ struct PostgresLedgerOptions {
 /// Durability: each call is one transaction, committed before it returns (the server's
 /// `synchronous_commit` decides what a commit survives; its default, on, survives a crash of the
 /// database server). A lost connection is reconnected with backoff for up to
-/// PostgresLedgerOptions::reconnect_for; every statement here may be sent again safely (`add` carries
+/// PostgresLedgerOptions::reconnect_for (after a call gave up, the following ones try once each until the
+/// database answers again); every statement here may be sent again safely (`add` carries
 /// a unique token, so a retried insert finds the entry the first one made).
 ///
 /// Asynchronous: libpq's non-blocking API on the executor given to `open`, through a strand: nothing
@@ -102,6 +103,10 @@ struct PostgresLedgerOptions {
 ///
 /// Errors never quote the connection string: they name the target as libpq parsed it, without the
 /// password.
+///
+/// Lifetime: as any Asio I/O object, a PostgresLedger must be gone before the execution context of the
+/// executor given to `open` is destroyed (mind the ClientOptions that hold it: declare the io_context
+/// first).
 class PostgresLedger final : public Ledger, public std::enable_shared_from_this<PostgresLedger> {
   public:
     /// The schema version this release writes and reads.
@@ -314,7 +319,10 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
     }
 
     /// Runs one statement in its turn; a lost connection is reconnected with jittered backoff for up to
-    /// reconnect_for, and the statement sent again. `what` completes "could not ..." in Errors.
+    /// reconnect_for, and the statement sent again. Once a call has given up, the next ones try once
+    /// each until the database answers again: calls queued behind one another must not each wait
+    /// reconnect_for (a shutdown would take that long per call). `what` completes "could not ..." in
+    /// Errors.
     boost::asio::awaitable<expected<Result, Error>> run(Statement statement) {
         const std::string& what = statement.what;
         Turn turn = co_await take_turn();
@@ -334,9 +342,11 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                 auto result = co_await connection_.execute(statement.sql, statement.parameters,
                                                            options_.statement_timeout);
                 if (result) {
+                    out_of_reach_ = false;
                     co_return std::move(*result);
                 }
                 if (result.error().kind == detail::postgres::Failure::Kind::statement) {
+                    out_of_reach_ = false;
                     co_return unexpected(failure(what, "the database refused it (SQLSTATE " +
                                                            result.error().sqlstate +
                                                            "): " + result.error().message));
@@ -353,7 +363,15 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
             if (statement.once) {
                 co_return unexpected(failure(what, last_failure + "; not retried"));
             }
+            if (out_of_reach_) {
+                co_return unexpected(
+                    failure(what, last_failure +
+                                      "; tried once: the database has been out of reach since an earlier "
+                                      "call gave up after PostgresLedgerOptions::reconnect_for; nothing more "
+                                      "was recorded"));
+            }
             if (Clock::now() + jittered >= give_up) {
+                out_of_reach_ = true;
                 co_return unexpected(failure(
                     what, last_failure + "; gave up after retrying for " +
                               std::to_string(options_.reconnect_for.count()) +
@@ -930,6 +948,8 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
     std::mt19937_64 random_{std::random_device{}()};
     bool busy_ = false;
     bool closed_ = false;
+    /// A call gave up on reconnecting, and none has reached the database since.
+    bool out_of_reach_ = false;
     std::deque<boost::asio::steady_timer*> waiting_;
     /// Guards what `still_holds` reads from any thread.
     mutable std::mutex held_mutex_;

@@ -301,6 +301,24 @@ TEST_SUITE("cancellation") {
         CHECK(again.has_value());
     }
 
+    TEST_CASE("while run's create waits for its pacing slot: an Error, not an exception, and nothing sent") {
+        test::Harness harness;
+        px::ClientOptions options = fast(harness.client_options());
+        options.create_requests_per_minute = 6;  // the second create waits 10 s for its slot
+        px::Client client(harness.io.get_executor(), options);
+        auto first = harness.run(client.run(question("first")));
+        REQUIRE(first.has_value());
+        // Cancelled once everything ready has run: the second create is then asleep until its slot.
+        auto second = test::cancel_when(harness.io, client.run(question("second")), [&] {
+            harness.io.poll();
+            return true;
+        });
+        REQUIRE_FALSE(second.has_value());
+        CHECK(second.error().kind == px::ErrorKind::cancelled);
+        CHECK_FALSE(second.error().job_may_exist);
+        CHECK(harness.simulator.stats().creates_received == 1);
+    }
+
     TEST_CASE("during a read") {
         test::Harness harness;
         harness.simulator.inject({.operation = Operation::get, .action = Fault::Action::stall});

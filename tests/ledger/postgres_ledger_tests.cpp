@@ -318,6 +318,10 @@ TEST_CASE("a database restart is ridden out; one that stays away is a clear Erro
     auto stopping = open_ledger(runner, {.replica = "c", .reconnect_for = 60s});
     cluster("down");
     auto refused = runner.wait(short_patience->add(intent("while-down", 0)));
+    // Calls behind one that gave up try once each, until the database answers again.
+    auto refused_at_once = runner.wait(short_patience->add(intent("also-while-down", 0)));
+    REQUIRE_FALSE(refused_at_once.has_value());
+    CHECK(contains(refused_at_once.error().message, "tried once"));
     // A shutdown does not wait for the database to end its lease: one attempt, not a minute of them.
     const auto closing = std::chrono::steady_clock::now();
     const std::optional<px::Error> not_ended = runner.wait(stopping->close());

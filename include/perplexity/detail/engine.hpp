@@ -152,8 +152,25 @@ class Engine {
         WaitMachine machine(policy, Clock::now() + policy.deadline);
         std::string key = options.idempotency_key ? *options.idempotency_key : uuid_v4();
         EntryId entry = 0;
-        const WaitStep first = co_await create_for_run(std::move(request), key, machine, options, entry);
-        co_await poll_until_final(machine, first, options, entry);
+        std::optional<WaitStep> first;
+        try {
+            first = co_await create_for_run(std::move(request), key, machine, options, entry);
+        } catch (const boost::system::system_error& thrown) {
+            // Cancelled between two awaits of the create (see below).
+            first = machine.interrupted(thrown.code());
+        }
+        // Asio throws at any co_await of a coroutine cancelled between two of its awaits, before the awaited
+        // one starts: the wait would not even record its outcome. The cancellation goes to the machine
+        // instead, and the wait then only finishes.
+        const boost::asio::cancellation_state cancellation =
+            co_await boost::asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
+            if (first->action != WaitStep::Action::finish) {
+                first = machine.interrupted(boost::asio::error::operation_aborted);
+            }
+            co_await boost::asio::this_coro::reset_cancellation_state();
+        }
+        co_await poll_until_final(machine, *first, options, entry);
         co_return std::move(machine).result();
     }
 
@@ -188,9 +205,22 @@ class Engine {
         ResponseWaitMachine machine(policy, Clock::now() + policy.deadline, {},
                                     AgentResponses::cancels_on_abandon(options));
         EntryId entry = 0;
-        const ResponseWaitStep first =
-            co_await create_response_for_run(std::move(request), machine, options, entry);
-        co_await poll_until_final(machine, first, options, entry);
+        std::optional<ResponseWaitStep> first;
+        try {
+            first = co_await create_response_for_run(std::move(request), machine, options, entry);
+        } catch (const boost::system::system_error& thrown) {
+            first = machine.interrupted(thrown.code());
+        }
+        // As in `run`.
+        const boost::asio::cancellation_state cancellation =
+            co_await boost::asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
+            if (first->action != ResponseWaitStep::Action::finish) {
+                first = machine.interrupted(boost::asio::error::operation_aborted);
+            }
+            co_await boost::asio::this_coro::reset_cancellation_state();
+        }
+        co_await poll_until_final(machine, *first, options, entry);
         co_return std::move(machine).result();
     }
 
@@ -586,8 +616,23 @@ class Engine {
         BasicWaitMachine<Vocabulary> machine(policy, Clock::now() + policy.deadline, entry.job_id,
                                              Vocabulary::cancels_on_abandon(wait));
         EntryId id = entry.id;
-        const auto first = co_await resume_step(entry, machine, wait, id);
-        co_await poll_until_final(machine, first, wait, id);
+        using Step = typename BasicWaitMachine<Vocabulary>::Step;
+        std::optional<Step> first;
+        try {
+            first = co_await resume_step(entry, machine, wait, id);
+        } catch (const boost::system::system_error& thrown) {
+            first = machine.interrupted(thrown.code());
+        }
+        // As in `run`.
+        const boost::asio::cancellation_state cancellation =
+            co_await boost::asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
+            if (first->action != Step::Action::finish) {
+                first = machine.interrupted(boost::asio::error::operation_aborted);
+            }
+            co_await boost::asio::this_coro::reset_cancellation_state();
+        }
+        co_await poll_until_final(machine, *first, wait, id);
         const expected<typename Vocabulary::Item, Error> outcome = std::move(machine).result();
         if (on_outcome) {
             on_outcome(entry, outcome);
