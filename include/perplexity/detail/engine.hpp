@@ -234,7 +234,13 @@ class Engine {
         }
         // Named: GCC 12 frees a temporary argument of a co_await'ed call too early.
         LedgerQuery unfinished = unfinished_entries();
-        auto found = co_await options_.ledger->claim(std::move(unfinished));
+        expected<std::vector<LedgerEntry>, Error> found = std::vector<LedgerEntry>{};
+        try {
+            found = co_await options_.ledger->claim(std::move(unfinished));
+        } catch (const boost::system::system_error& thrown) {
+            // Cancelled before the claim began (Asio throws at the co_await): nothing was claimed.
+            co_return unexpected(cancelled(thrown.code(), "before reading the ledger"));
+        }
         if (!found) {
             co_return unexpected(std::move(found).error());
         }
@@ -258,7 +264,12 @@ class Engine {
                     // run or other resume of this Client works on the same entry at the same time.
                     entries_in_hand_.insert(entry.id);
                     if (options.keep && !options.keep(entry)) {
-                        co_await drop(entry);
+                        try {
+                            co_await drop(entry);
+                        } catch (const boost::system::system_error&) {
+                            // Cancelled before the drop was recorded: the entry stays as it was, and the
+                            // cancellation is handled below.
+                        }
                         entries_in_hand_.erase(entry.id);
                         report.dropped.push_back(std::move(entry));
                     } else {
@@ -267,6 +278,16 @@ class Engine {
                     }
                     break;
             }
+        }
+        // Cancelled before the entries were carried on: they are let go of, unfinished, for a later resume.
+        const boost::asio::cancellation_state cancellation =
+            co_await boost::asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
+            for (const LedgerEntry& entry : report.resumed) {
+                entries_in_hand_.erase(entry.id);
+            }
+            co_return unexpected(
+                cancelled(boost::asio::error::operation_aborted, "before carrying the entries on"));
         }
         co_await carry_on(report.resumed, options);
         co_return report;
