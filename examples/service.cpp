@@ -19,6 +19,11 @@
 // still answer GET and the keys it saw still find their ids, and lets Client::resume carry the
 // unfinished runs on in the background.
 //
+// With --ledger postgresql://... the service is one replica of a fleet on one PostgreSQL database
+// (PostgresLedger): ids and keys it does not know are looked up in the shared ledger, creates are paced
+// for the whole fleet (--creates-per-minute is the account's rate), and every half lease it calls
+// Client::resume, which takes over the unfinished runs of replicas whose lease ran out.
+//
 // Every POST spends the account's money, so only callers who belong may make one. With --token-file
 // FILE (or PERPLEXITY_SERVICE_TOKEN) every request but GET /healthz must carry
 // "Authorization: Bearer TOKEN", or gets 401 and starts nothing; GET /healthz, for load balancers, shows
@@ -29,6 +34,7 @@
 //   curl -H @auth.header http://HOST:8080/questions/JOB_ID    # auth.header: "Authorization: Bearer TOKEN"
 #include "example_support.hpp"
 
+#include <perplexity/postgres_ledger.hpp>
 #include <perplexity/sqlite_ledger.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -40,6 +46,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -54,6 +61,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <iostream>
 #include <list>
 #include <map>
@@ -116,6 +124,16 @@ options:
   --ledger FILE          record every job in this SQLite ledger (created if missing). A restart
                          with the same file answers GET for the ids handed out before and carries
                          their unfinished jobs on: none is created twice. One service per file.
+  --ledger postgresql://USER@HOST:PORT/DB
+                         run as one replica of a fleet sharing this PostgreSQL database (a libpq
+                         URI; keep the password out of it: libpq reads PGPASSWORD or ~/.pgpass).
+                         Any replica answers for any id or key of the fleet; --creates-per-minute
+                         is the whole fleet's rate; a replica that dies has its unfinished jobs
+                         carried on by the others once its lease runs out.
+  --replica NAME         with PostgreSQL: this replica's name, unique among the live ones and kept
+                         across its restarts (default: host name and process id)
+  --lease-ms N           with PostgreSQL: how long a dead replica's jobs wait before the others take
+                         them over (default 15000)
 )";
 
 constexpr std::string_view usage_tail = R"(  -h, --help             show this help
@@ -138,9 +156,16 @@ struct Arguments {
     std::chrono::seconds deadline{1800};
     examples::ApiFlags api{};
     std::string ledger{};
+    std::string replica{};
+    std::chrono::milliseconds lease{15000};
     /// --token-file; without it the token comes from PERPLEXITY_SERVICE_TOKEN, if set.
     std::optional<std::string> token_file{};
 };
+
+/// Whether --ledger names a PostgreSQL database (a libpq URI) rather than a SQLite file.
+bool is_postgres(const std::string& ledger) {
+    return ledger.starts_with("postgresql://") || ledger.starts_with("postgres://");
+}
 
 std::optional<Arguments> parse_arguments(int argc, char** argv) {
     Arguments arguments;
@@ -160,10 +185,16 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
         } else if (word == "--token-file") {
             arguments.token_file = flags.value();
             bad = !arguments.token_file;
-        } else if (word == "--listen" || word == "--ledger") {
+        } else if (word == "--listen" || word == "--ledger" || word == "--replica") {
             const auto value = flags.value();
             bad = !value;
-            (word == "--listen" ? arguments.listen : arguments.ledger) = value.value_or("");
+            (word == "--listen"   ? arguments.listen
+             : word == "--ledger" ? arguments.ledger
+                                  : arguments.replica) = value.value_or("");
+        } else if (word == "--lease-ms") {
+            const auto n = flags.number(300, 3600000);
+            bad = !n;
+            arguments.lease = std::chrono::milliseconds(n.value_or(15000));
         } else if (arguments.api.parse(flags, bad)) {
             // handled
         } else if (word == "--max-in-flight" || word == "--max-body" || word == "--max-connections" ||
@@ -194,7 +225,29 @@ std::optional<Arguments> parse_arguments(int argc, char** argv) {
     if (!arguments.api.consistent("service")) {
         return std::nullopt;
     }
+    if ((!arguments.replica.empty() || arguments.lease != std::chrono::milliseconds(15000)) &&
+        !is_postgres(arguments.ledger)) {
+        std::cerr << "service: --replica and --lease-ms need --ledger postgresql://...\n";
+        return std::nullopt;
+    }
     return arguments;
+}
+
+/// Opens the fleet's ledger, running `io` until it is open (nothing else is on it yet).
+px::expected<std::shared_ptr<px::PostgresLedger>, px::Error> open_fleet_ledger(asio::io_context& io,
+                                                                               const Arguments& arguments) {
+    px::PostgresLedgerOptions options;
+    options.replica = arguments.replica;
+    options.lease = arguments.lease;
+    options.on_background_error = [](const px::Error& error) {
+        std::cerr << "service: " << px::to_string(error) << "\n";
+    };
+    auto opening = asio::co_spawn(io, px::PostgresLedger::open(io.get_executor(), arguments.ledger, options),
+                                  asio::use_future);
+    while (opening.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        io.run_one();
+    }
+    return opening.get();
 }
 
 std::optional<tcp::endpoint> parse_endpoint(const std::string& text) {
@@ -436,6 +489,13 @@ class Service {
         return acceptor_.local_endpoint();
     }
 
+    /// --ledger postgresql://: lookups of unknown ids and keys go to `ledger`, and every half lease
+    /// `resume` takes over the runs of replicas whose lease ran out.
+    void join_fleet(std::shared_ptr<px::PostgresLedger> ledger, std::chrono::milliseconds lease) {
+        fleet_ = std::move(ledger);
+        asio::co_spawn(io_, take_over_now_and_then(lease / 2), report_exception);
+    }
+
     void start_accepting() {
         if (!std::exchange(accepting_, true)) {
             asio::co_spawn(io_, accept_loop(), report_exception);
@@ -529,6 +589,7 @@ class Service {
     /// returns once their coroutines have unwound.
     void stop() {
         stopping_ = true;
+        takeover_timer_.cancel();
         boost::system::error_code ignored;
         acceptor_.close(ignored);
         cancellations_.cancel_all();
@@ -545,6 +606,18 @@ class Service {
             } catch (const std::exception& e) {
                 std::cerr << "service: internal error: " << e.what() << "\n";
             }
+        }
+    }
+
+    asio::awaitable<void> take_over_now_and_then(std::chrono::milliseconds interval) {
+        while (!stopping_) {
+            takeover_timer_.expires_after(interval);
+            boost::system::error_code ec;
+            co_await takeover_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (ec || stopping_) {
+                break;
+            }
+            resume();
         }
     }
 
@@ -642,7 +715,11 @@ class Service {
             if (request.method() != http::verb::get) {
                 co_return method_not_allowed("GET");
             }
-            co_return get_question(std::string(path.substr(item_prefix.size())));
+            std::string id(path.substr(item_prefix.size()));
+            if (fleet_ && !questions_.contains(id)) {
+                co_return co_await get_fleet_question(std::move(id));
+            }
+            co_return get_question(id);
         }
         co_return error_response(http::status::not_found, "no such resource");
     }
@@ -672,6 +749,18 @@ class Service {
         std::optional<std::string> key;
         if (const auto header = request.find("idempotency-key"); header != request.end()) {
             key = std::string(header->value());
+        }
+        if (key && fleet_ && !keys_.contains(*key)) {
+            // Another replica may have been asked first (and may have died since).
+            px::LedgerQuery by_key;
+            by_key.label = *key;
+            auto found = co_await fleet_->find(std::move(by_key));
+            if (!found) {
+                co_return ledger_unavailable(found.error());
+            }
+            if (auto answer = known_to_fleet(*found)) {
+                co_return std::move(*answer);
+            }
         }
         if (key) {
             if (const auto known = keys_.find(*key); known != keys_.end()) {
@@ -831,12 +920,76 @@ class Service {
         creation.fail(error);
     }
 
+    /// Fleet: a key that entries of the shared ledger carry (the latest counts): the job it made, or 409
+    /// while its create is under way somewhere; nothing when no job came of it, so it may be run again.
+    std::optional<Response> known_to_fleet(const std::vector<px::LedgerEntry>& entries) const {
+        if (entries.empty()) {
+            return std::nullopt;
+        }
+        const px::LedgerEntry& latest = entries.back();
+        if (!latest.job_id.empty()) {
+            return json_response(http::status::accepted,
+                                 {{"id", latest.job_id}, {"status", describe(latest).status}});
+        }
+        if (px::is_unfinished(latest.state)) {
+            Response response = error_response(
+                http::status::conflict,
+                "a question with this Idempotency-Key is being created by a replica of the fleet; repeat the "
+                "request shortly");
+            response.set(http::field::retry_after, "1");
+            return response;
+        }
+        return std::nullopt;
+    }
+
+    /// Fleet: GET of an id this replica does not follow, answered from the shared ledger as it stands.
+    asio::awaitable<Response> get_fleet_question(std::string id) {
+        px::LedgerQuery by_job;
+        by_job.job_id = id;
+        auto found = co_await fleet_->find(std::move(by_job));
+        if (!found) {
+            co_return ledger_unavailable(found.error());
+        }
+        if (found->empty()) {
+            co_return error_response(http::status::not_found, "no question with id " + id);
+        }
+        co_return render(id, describe(found->back()));
+    }
+
+    static Response ledger_unavailable(const px::Error& error) {
+        Response response = error_response(http::status::service_unavailable,
+                                           "the fleet's ledger cannot be read: " + error.message);
+        response.set(http::field::retry_after, "1");
+        return response;
+    }
+
+    /// What GET shows of a ledger entry.
+    static Question describe(const px::LedgerEntry& entry) {
+        Question question{.text = recorded_question(entry),
+                          .status = entry.status.empty() ? std::string("running") : entry.status};
+        if (entry.state == px::EntryState::dropped ||
+            (entry.state == px::EntryState::failed && entry.result.empty())) {
+            question.status = "ERROR";
+            question.error = entry.error;
+        } else if (entry.state == px::EntryState::completed || entry.state == px::EntryState::failed) {
+            if (entry.api == px::LedgerApi::agent) {
+                settle_response(question, examples::recorded_response(entry));
+            } else {
+                settle(question, examples::recorded_job(entry));
+            }
+        }
+        return question;
+    }
+
     Response get_question(const std::string& id) const {
         const auto it = questions_.find(id);
         if (it == questions_.end()) {
             return error_response(http::status::not_found, "no question with id " + id);
         }
-        const Question& question = it->second;
+        return render(id, it->second);
+    }
+
+    static Response render(const std::string& id, const Question& question) {
         json::object body{{"id", id}, {"status", question.status}, {"question", question.text}};
         if (question.answer) {
             body["answer"] = *question.answer;
@@ -848,7 +1001,14 @@ class Service {
     }
 
     void finish_response(const std::string& id, const px::expected<px::Response, px::Error>& result) {
-        Question& question = questions_[id];
+        if (forget_taken_over(id, result)) {
+            return;
+        }
+        settle_response(questions_[id], result);
+        remember_finished(id);
+    }
+
+    static void settle_response(Question& question, const px::expected<px::Response, px::Error>& result) {
         if (result) {
             question.status = result->status_text;
             if (result->status == px::ResponseStatus::requires_action) {
@@ -866,11 +1026,34 @@ class Service {
             question.status = "ERROR";
             question.error = px::to_string(error);
         }
-        remember_finished(id);
     }
 
     void finish(const std::string& id, const px::expected<px::Job, px::Error>& result) {
-        Question& question = questions_[id];
+        if (forget_taken_over(id, result)) {
+            return;
+        }
+        settle(questions_[id], result);
+        remember_finished(id);
+    }
+
+    /// Fleet: a run whose entry another replica took over is that replica's to report; this one forgets
+    /// it, and answers GET for it from the shared ledger.
+    template <class Item>
+    bool forget_taken_over(const std::string& id, const px::expected<Item, px::Error>& result) {
+        if (result || result.error().kind != px::ErrorKind::taken_over) {
+            return false;
+        }
+        std::cerr << "service: " << result.error().message << "\n";
+        if (const auto question = questions_.find(id); question != questions_.end()) {
+            if (question->second.key) {
+                keys_.erase(*question->second.key);
+            }
+            questions_.erase(question);
+        }
+        return true;
+    }
+
+    static void settle(Question& question, const px::expected<px::Job, px::Error>& result) {
         if (result) {
             question.status = result->status_text;
             question.answer = examples::answer_of(*result);
@@ -882,7 +1065,6 @@ class Service {
             question.status = "ERROR";
             question.error = px::to_string(result.error());
         }
-        remember_finished(id);
     }
 
     /// A resumed run's id in the table, where a run created again after a restart is added; none when
@@ -935,6 +1117,8 @@ class Service {
     std::deque<std::string> finished_;
     std::set<beast::tcp_stream*> connections_;
     Cancellations cancellations_;
+    std::shared_ptr<px::PostgresLedger> fleet_{};
+    asio::steady_timer takeover_timer_{io_};
     std::size_t in_flight_ = 0;
     bool accepting_ = false;
     bool stopping_ = false;
@@ -970,7 +1154,23 @@ int main(int argc, char** argv) {
     px::ClientOptions options = arguments->connection.client_options();
     options.create_requests_per_minute = arguments->creates_per_minute;
     std::vector<px::LedgerEntry> entries;
-    if (!arguments->ledger.empty()) {
+    asio::io_context io;
+    std::shared_ptr<px::PostgresLedger> fleet;
+    if (is_postgres(arguments->ledger)) {
+        auto opened = open_fleet_ledger(io, *arguments);
+        if (!opened) {
+            // The library's Errors name the database without the password; the URI is never printed.
+            std::cerr << "service: " << px::to_string(opened.error()) << "\n";
+            return start_failed;
+        }
+        fleet = *opened;
+        options.ledger = fleet;
+        if (arguments->creates_per_minute > 0) {
+            options.shared_create_pace = fleet->create_pace(arguments->creates_per_minute);
+        }
+        std::cerr << "service: replica \"" << fleet->replica() << "\" of the fleet on " << fleet->target()
+                  << "\n";
+    } else if (!arguments->ledger.empty()) {
         auto ledger = px::SqliteLedger::open(arguments->ledger);
         if (!ledger) {
             std::cerr << "service: " << px::to_string(ledger.error()) << "\n";
@@ -985,7 +1185,6 @@ int main(int argc, char** argv) {
         options.ledger = std::move(*ledger);
     }
 
-    asio::io_context io;
     px::Client client(io.get_executor(), options);
     if (!examples::usable("service", client)) {
         return usage_error;
@@ -1000,6 +1199,15 @@ int main(int argc, char** argv) {
         if (!ec) {
             std::cerr << "service: stopping\n";
             service.stop();
+            if (fleet) {
+                // Ends the lease (once the runs' last records are in), so that the other replicas take
+                // this one's unfinished jobs over at once instead of a lease later.
+                asio::co_spawn(io, fleet->close(), [](std::exception_ptr, std::optional<px::Error> failed) {
+                    if (failed) {
+                        std::cerr << "service: " << px::to_string(*failed) << "\n";
+                    }
+                });
+            }
         }
     });
     try {
@@ -1012,7 +1220,10 @@ int main(int argc, char** argv) {
         std::cerr << "service: cannot listen on " << arguments->listen << ": " << e.code().message() << "\n";
         return start_failed;
     }
-    if (options.ledger) {
+    if (fleet) {
+        service.join_fleet(fleet, arguments->lease);
+        service.resume();
+    } else if (options.ledger) {
         service.load(entries);
         service.resume();
     }

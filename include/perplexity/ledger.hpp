@@ -176,6 +176,8 @@ struct LedgerQuery {
     std::optional<EntryId> id{};
     /// Only entries with this label.
     std::optional<std::string> label{};
+    /// Only the entries whose job (or response) has this id.
+    std::optional<std::string> job_id{};
     /// Only entries created before this time (e.g. the stale ones among the unfinished).
     std::optional<std::chrono::system_clock::time_point> created_before{};
 };

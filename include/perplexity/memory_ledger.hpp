@@ -91,6 +91,7 @@ class MemoryLedger final : public Ledger {
                 std::find(query.states.begin(), query.states.end(), entry.state) != query.states.end();
             if (state_matches && (!query.id || *query.id == entry.id) &&
                 (!query.label || *query.label == entry.label) &&
+                (!query.job_id || *query.job_id == entry.job_id) &&
                 (!query.created_before || entry.created_at < *query.created_before)) {
                 found.push_back(entry);
             }

@@ -440,7 +440,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
             "SELECT to_regclass('perplexity_entries') IS NOT NULL AND "
             "to_regclass('perplexity_replicas') IS NOT NULL AND "
             "to_regclass('perplexity_pace') IS NOT NULL AND "
-            "to_regprocedure('perplexity_claim(text, text[], bigint, text, bigint)') IS NOT NULL");
+            "to_regprocedure('perplexity_claim(text, text[], bigint, text, bigint, text)') IS NOT NULL");
         auto tables = co_await once(std::move(tables_present));
         if (!tables) {
             co_return std::move(tables).error();
@@ -469,6 +469,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                "CREATE INDEX perplexity_entries_unfinished ON perplexity_entries (holder, id)"
                " WHERE state IN ('pending', 'running');"
                "CREATE INDEX perplexity_entries_label ON perplexity_entries (label);"
+               "CREATE INDEX perplexity_entries_job ON perplexity_entries (job_id);"
                "CREATE TABLE perplexity_replicas ("
                " name text PRIMARY KEY, incarnation text NOT NULL, lease_until timestamptz NOT NULL);"
                "CREATE TABLE perplexity_pace ("
@@ -478,13 +479,15 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                // it: a single statement's snapshot, taken before its row locks, could predate a replica's
                // registration and see that replica's fresh claims as a dead one's.
                "CREATE FUNCTION perplexity_claim(me text, states text[], only_id bigint, only_label text,"
-               " before_ms bigint) RETURNS SETOF perplexity_entries LANGUAGE plpgsql AS $claim$ "
+               " before_ms bigint, only_job text) RETURNS SETOF perplexity_entries LANGUAGE plpgsql AS "
+               "$claim$ "
                "BEGIN"
                " PERFORM pg_advisory_xact_lock(1350069352);"
                " RETURN QUERY WITH claimable AS ("
                "  SELECT e.id FROM perplexity_entries e WHERE e.state = ANY(states)"
                "   AND (only_id IS NULL OR e.id = only_id) AND (only_label IS NULL OR e.label = only_label)"
-               "   AND (before_ms IS NULL OR e.created_at < before_ms)"
+               "   AND (before_ms IS NULL OR e.created_at < before_ms) AND (only_job IS NULL OR e.job_id = "
+               "only_job)"
                "   AND (e.holder = me OR NOT EXISTS (SELECT 1 FROM perplexity_replicas r"
                "    WHERE r.name = e.holder AND r.lease_until > clock_timestamp()))"
                "  ORDER BY e.id FOR UPDATE OF e SKIP LOCKED),"
@@ -803,6 +806,9 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
         if (query.label) {
             where += " AND label = " + parameter(*query.label);
         }
+        if (query.job_id) {
+            where += " AND job_id = " + parameter(*query.job_id);
+        }
         if (query.created_before) {
             where += " AND created_at < " + parameter(milliseconds_bound(*query.created_before));
         }
@@ -829,11 +835,12 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
         return Statement{
             "claim unfinished entries",
             std::string("SELECT ") + entry_columns +
-                " FROM perplexity_claim($1, $2::text[], $3::bigint, $4, $5::bigint) ORDER BY id",
+                " FROM perplexity_claim($1, $2::text[], $3::bigint, $4, $5::bigint, $6) ORDER BY id",
             {replica, states, query.id ? std::optional<std::string>(std::to_string(*query.id)) : std::nullopt,
              query.label,
              query.created_before ? std::optional<std::string>(milliseconds_bound(*query.created_before))
-                                  : std::nullopt}};
+                                  : std::nullopt,
+             query.job_id}};
     }
 
     expected<LedgerEntry, Error> read_row(const PGresult* rows, int row) const {

@@ -224,6 +224,9 @@ class SqliteLedger final : public Ledger {
         if (query.label) {
             sql += " AND label = ?";
         }
+        if (query.job_id) {
+            sql += " AND job_id = ?";
+        }
         if (query.created_before) {
             sql += " AND created_at < ?";
         }
@@ -244,6 +247,9 @@ class SqliteLedger final : public Ledger {
         }
         if (query.label) {
             select->bind(++index, std::string_view(*query.label));
+        }
+        if (query.job_id) {
+            select->bind(++index, std::string_view(*query.job_id));
         }
         if (query.created_before) {
             // The entries' times are whole milliseconds: an entry at T is before the bound B exactly

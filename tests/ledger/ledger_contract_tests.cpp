@@ -157,6 +157,9 @@ TEST_CASE_TEMPLATE("find honours every member of the query, by increasing id", F
     CHECK(found_ids(ledger, {.label = "batch"}) == Ids{a, b, d});
     CHECK(found_ids(ledger, {.label = ""}) == Ids{e});
     CHECK(found_ids(ledger, {.label = "none"}).empty());
+    CHECK(found_ids(ledger, {.job_id = "job-b"}) == Ids{b});
+    CHECK(found_ids(ledger, {.job_id = "job-x"}).empty());
+    CHECK(found_ids(ledger, {.states = {S::pending}, .job_id = "job-b"}).empty());
     // Strictly before: an entry made at the bound is not before it, one a millisecond earlier is, and a
     // bound between two milliseconds falls between them.
     CHECK(found_ids(ledger, {.created_before = at(200)}) == Ids{a, b});

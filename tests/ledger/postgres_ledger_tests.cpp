@@ -315,3 +315,38 @@ TEST_CASE("a database restart is ridden out; one that stays away is a clear Erro
     runner.wait(ledger->close());
     runner.wait(short_patience->close());
 }
+
+TEST_CASE("claim honours the query's filters, and claims only unfinished entries") {
+    drop_tables();
+    Runner runner;
+    auto a = open_ledger(runner, {.replica = "a"});
+    const px::EntryId first = add(runner, *a, "one");
+    const px::EntryId second = add(runner, *a, "two");
+    const px::EntryId done = add(runner, *a, "done");
+    const px::LedgerUpdate running{
+        .state = px::EntryState::running, .job_id = "job-2", .at = ledger_test::at(1)};
+    const px::LedgerUpdate completed{
+        .state = px::EntryState::completed, .result = "{}", .at = ledger_test::at(1)};
+    REQUIRE_FALSE(runner.wait(a->update(second, running)).has_value());
+    REQUIRE_FALSE(runner.wait(a->update(done, completed)).has_value());
+    expire_lease("a");
+    auto b = open_ledger(runner, {.replica = "b"});
+    const auto ids = [&](px::LedgerQuery query) {
+        auto entries = runner.wait(b->claim(std::move(query)));
+        REQUIRE(entries.has_value());
+        std::vector<px::EntryId> found;
+        for (const auto& entry : *entries) {
+            found.push_back(entry.id);
+        }
+        return found;
+    };
+    CHECK(ids({.states = {px::EntryState::completed}}).empty());
+    CHECK(ids({.job_id = "job-x"}).empty());
+    CHECK(ids({.label = "two"}) == std::vector<px::EntryId>{second});
+    CHECK(ids({.job_id = "job-2"}) == std::vector<px::EntryId>{second});
+    CHECK(ids({.states = {px::EntryState::pending, px::EntryState::completed}}) ==
+          std::vector<px::EntryId>{first});
+    CHECK(query_value("SELECT string_agg(holder, ',' ORDER BY id) FROM perplexity_entries") == "b,b,a");
+    runner.wait(a->close());
+    runner.wait(b->close());
+}

@@ -326,6 +326,32 @@ TEST_SUITE("wait machine") {
         CHECK(error.message.find("pick up") == std::string::npos);
         CHECK(error.message.find("no job was created") != std::string::npos);
     }
+
+    TEST_CASE(
+        "an entry taken over ends the wait with taken_over, even after an answer, and cancels nothing") {
+        const px::PollPolicy policy = steady_policy();
+        const auto taken = px::Error{.kind = px::ErrorKind::taken_over, .message = "taken over"};
+        // While the job runs: the wait ends carrying the job as last seen and its id.
+        pd::BasicWaitMachine<pd::AgentResponses> running(policy, t0 + policy.deadline, "resp-1", true);
+        REQUIRE(running.start().action == pd::ResponseWaitStep::Action::poll);
+        const auto stopped = running.taken_over(taken);
+        CHECK(stopped.action == pd::ResponseWaitStep::Action::finish);  // no cancel on the server
+        auto outcome = std::move(running).result();
+        REQUIRE_FALSE(outcome.has_value());
+        CHECK(outcome.error().kind == px::ErrorKind::taken_over);
+        CHECK(outcome.error().job_id == std::optional<std::string>("resp-1"));
+
+        // After the answer came (the outcome could not be recorded): the other replica reports it.
+        pd::WaitMachine completed(policy, t0 + policy.deadline, "job-1");
+        auto done = answer(px::JobStatus::completed);
+        REQUIRE(completed.polled(done, false, t0, 0.5).action == Action::finish);
+        CHECK(completed.taken_over(taken).action == Action::finish);
+        auto result = std::move(completed).result();
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.error().kind == px::ErrorKind::taken_over);
+        REQUIRE(result.error().job != nullptr);
+        CHECK(result.error().job->status == px::JobStatus::completed);
+    }
 }
 
 }  // namespace wait_machine_tests
