@@ -57,6 +57,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 from pathlib import Path
 
@@ -69,8 +70,15 @@ def say(text):
     print(f"fleet: {text}", flush=True)
 
 
-class Stop(Exception):
+class Stop(BaseException):
     """Raised in the main thread by SIGTERM, SIGINT or SIGHUP, so that the finally blocks stop everything."""
+
+
+# Set with Stop. The clean-up is then quick (tests/postgres/cluster run has stopped the database already and
+# sends SIGKILL 5 s after its SIGTERM), and the database is not started again.
+INTERRUPTED = threading.Event()
+STOP_GRACE_S = 10.0
+INTERRUPTED_STOP_GRACE_S = 2.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -78,9 +86,11 @@ class Stop(Exception):
 
 
 def _die_with_parent():
-    """In the child before exec: SIGTERM when the driver's thread that forked it dies."""
+    """In the child before exec: SIGKILL when the driver's thread that forked it (the main thread) dies, so
+    that nothing outlives a driver killed before its clean-up. (Not SIGTERM: a replica stopping on SIGTERM
+    tries to end its lease first, for up to 30 s while the database is unreachable.)"""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except Exception:
         pass
 
@@ -159,13 +169,25 @@ class Child:
             except ProcessLookupError:
                 pass
 
-    def stop(self, grace=10.0):
+    def stop(self, grace=STOP_GRACE_S):
         """SIGTERM, then SIGKILL after grace seconds; always reaps."""
         self.signal(signal.SIGTERM)
         if not self.reap(grace):
-            say(f"{self.name} did not stop within {grace:.0f} s of SIGTERM; SIGKILL")
+            say(f"{self.name} did not stop within {grace:.1f} s of SIGTERM; SIGKILL")
             self.signal(signal.SIGKILL)
             self.reap(30)
+
+
+def stop_all(children, grace):
+    """SIGTERM to all at once, then each gets what is left of grace before SIGKILL."""
+    for child in children:
+        child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.stop(max(deadline - time.monotonic(), 0.0))
+        except Exception as e:  # the others must still be stopped
+            say(f"stopping {child.name}: {e!r}")
 
 
 def proc_cpu(pid):
@@ -276,7 +298,8 @@ class PsqlSession:
         index = self.buffer.index(ending)
         text, self.buffer = self.buffer[:index].decode(errors="replace"), self.buffer[index + len(ending):]
         lines = text.splitlines()
-        if any("ERROR:" in line or "FATAL:" in line or "connection to server" in line for line in lines):
+        if any(re.match(r"(psql:|ERROR:|FATAL:|WARNING:|PANIC:|server closed|connection to server)", line)
+               or "connection to server" in line for line in lines):
             # psql exits after losing its connection; a failed query leaves it running
             self.alive = self.process.poll() is None and not any("connection" in line for line in lines)
             return None
@@ -546,7 +569,8 @@ def database_disturber(fleet, create_phase_s, events, stop_event, errors):
             say(f"cluster {action} at {at:.2f} s took {took:.2f} s")
             if action == "down":
                 if stop_event.wait(3.0):
-                    cluster.act("up")
+                    if not INTERRUPTED.is_set():
+                        cluster.act("up")
                     return
                 at = time.monotonic() - fleet.started
                 took = cluster.act("up")
@@ -579,9 +603,34 @@ def ledger_progress(cluster):
     rows = cluster.psql("SELECT count(*) FILTER (WHERE state = 'completed'), "
                         "count(*) FILTER (WHERE state IN ('pending', 'running')), "
                         "count(*) FILTER (WHERE state IN ('failed', 'dropped')), count(*) FROM perplexity_entries")
-    if not rows:
+    try:
+        return tuple(int(value) for value in rows[0])
+    except (IndexError, ValueError):  # a notice instead of the row, e.g. while the server shuts down
         return None
-    return tuple(int(value) for value in rows[0])
+
+
+def shut_down(args, fleet, cluster, db_cpu, stop_event, disturbers):
+    """Stops the disturbers, the replicas (their CPU then includes their shutdown) and the simulator."""
+    stop_event.set()
+    for thread in disturbers:
+        thread.join(timeout=60)
+    grace = INTERRUPTED_STOP_GRACE_S if INTERRUPTED.is_set() else STOP_GRACE_S
+    if INTERRUPTED.is_set():
+        say(f"interrupted: stopping the replicas and the simulator (SIGKILL after {grace:.0f} s)")
+    db_cpu.sample()
+    stop_all(fleet.replicas, grace)
+    if not INTERRUPTED.is_set():
+        time.sleep(0.2)  # the postmaster reaps the replicas' backends; their CPU moves to its cutime
+        db_cpu.sample()
+    if fleet.sim is not None:
+        stop_all([fleet.sim], grace)
+    cluster.close()
+    if args.restart_db and not INTERRUPTED.is_set():
+        # The database must be up again for the cluster script to stop it cleanly.
+        try:
+            cluster.act("up")
+        except Exception as e:
+            say(f"cluster up at the end failed: {e}")
 
 
 def run(args, workdir):
@@ -781,28 +830,14 @@ def run(args, workdir):
         summary.update({"accepted_s": accepted_s and round(accepted_s, 2),
                         "completed_s": completed_s and round(completed_s, 2)})
     finally:
-        stop_event.set()
-        for thread in disturbers:
-            thread.join(timeout=60)
-        # Stop everything: the replicas first (their CPU then includes their shutdown), then the simulator.
-        db_cpu.sample()
-        for child in fleet.replicas:
-            child.signal(signal.SIGTERM)  # all at once: they stop in parallel
-        for child in fleet.replicas + ([fleet.sim] if fleet.sim is not None else []):
-            try:
-                child.stop()
-            except Exception as e:  # the others must still be stopped
-                say(f"stopping {child.name}: {e!r}")
-            if child is fleet.replicas[-1]:
-                time.sleep(0.2)  # the postmaster reaps the replicas' backends; their CPU moves to its cutime
-                db_cpu.sample()
-        cluster.close()
-        if args.restart_db:
-            # The database must be up again for the cluster script to stop it cleanly.
-            try:
-                cluster.act("up")
-            except Exception as e:
-                say(f"cluster up at the end failed: {e}")
+        try:
+            shut_down(args, fleet, cluster, db_cpu, stop_event, disturbers)
+        except Stop:
+            # A signal in the middle of the clean-up: what is left gets the short grace.
+            say("interrupted during the clean-up: stopping what is left")
+            stop_all(fleet.replicas + ([fleet.sim] if fleet.sim is not None else []), INTERRUPTED_STOP_GRACE_S)
+            cluster.close()
+            raise
 
     # CPU.
     total_replica_cpu = sum(r.cpu_s or 0.0 for r in fleet.replicas)
@@ -893,6 +928,7 @@ def main(argv):
         # Once: the clean-up that the exception sets off must not be cut short by a second signal.
         for other in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(other, signal.SIG_IGN)
+        INTERRUPTED.set()
         raise Stop(f"signal {number}")
 
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -906,6 +942,8 @@ def main(argv):
         return 128 + signal.SIGTERM
     except (RuntimeError, OSError) as e:
         say(f"FAILED: {e}")
+    except Exception:  # a bug of this driver: fail, with where it happened
+        say(f"FAILED: unexpected error:\n{traceback.format_exc()}")
     finally:
         if args.keep or not ok:
             say(f"logs kept in {workdir}")
