@@ -186,6 +186,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
 
     /// Stops renewing the lease and ends it at once, so that the other replicas may take this one's
     /// unfinished entries over without waiting (a graceful shutdown); the ledger refuses calls after.
+    /// One attempt, not retried: without the database the lease simply runs out on its own.
     boost::asio::awaitable<std::optional<Error>> close() {
         auto operation = on_strand(release(shared_from_this()));
         co_return co_await std::move(operation);
@@ -199,12 +200,14 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
         std::string what;
         std::string sql;
         Parameters parameters;
+        /// Sent once, without reconnecting: a lease's end at shutdown need not wait for the database.
+        bool once = false;
     };
 
     // Statements are made outside the coroutines' co_await expressions: GCC 12 mishandles braced lists
     // and converted string literals there.
     static Statement make_statement(std::string what, std::string sql, Parameters parameters = {}) {
-        return Statement{std::move(what), std::move(sql), std::move(parameters)};
+        return Statement{std::move(what), std::move(sql), std::move(parameters), false};
     }
     using Result = detail::postgres::Result;
     using Clock = std::chrono::steady_clock;
@@ -347,6 +350,9 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
             const auto jittered =
                 std::chrono::milliseconds(backoff.count() / 2 + std::uniform_int_distribution<std::int64_t>(
                                                                     0, backoff.count() / 2)(random_));
+            if (statement.once) {
+                co_return unexpected(failure(what, last_failure + "; not retried"));
+            }
             if (Clock::now() + jittered >= give_up) {
                 co_return unexpected(failure(
                     what, last_failure + "; gave up after retrying for " +
@@ -653,6 +659,8 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                            "UPDATE perplexity_replicas SET lease_until = now() WHERE name = $1 "
                            "AND incarnation = $2",
                            {self->options_.replica, self->incarnation_});
+        // Without the database, the lease just runs out on its own: not worth holding a shutdown for.
+        lease_end.once = true;
         auto released = co_await self->run(std::move(lease_end));
         self->closed_ = true;
         self->renew_timer_.cancel();

@@ -2,7 +2,10 @@
 # Installs perplexity-async into a scratch prefix and builds tests/install/consumer.cpp against it the
 # three ways users do: with pkg-config, with CMake's find_package, and as a meson subproject; each way
 # also builds tests/install/sqlite_consumer.cpp through the SQLite ledger's own module (pkg-config
-# perplexity-async-sqlite, CMake perplexity::async_sqlite, meson perplexity-async-sqlite), and builds
+# perplexity-async-sqlite, CMake perplexity::async_sqlite, meson perplexity-async-sqlite) and
+# tests/install/postgres_consumer.cpp through the PostgreSQL ledger's (pkg-config
+# perplexity-async-postgres, CMake perplexity::async_postgres, meson perplexity-async-postgres; it needs
+# no database: it checks that opening one at an unreachable address fails as documented), and builds
 # consumer.cpp once more with separate compilation (pkg-config perplexity-async-separate and CMake
 # perplexity::async_separate with tests/install/separate_src.cpp as the user's src.hpp unit, meson
 # perplexity-async-separate with the subproject's own). Each build
@@ -37,6 +40,7 @@ quietly meson setup "$scratch/build" "$source_dir" --prefix "$prefix"
 quietly meson install -C "$scratch/build" --no-rebuild
 expected=$( (cd "$source_dir" && find include/perplexity -type f) |
     cat - <(printf '%s\n' share/pkgconfig/perplexity-async.pc share/pkgconfig/perplexity-async-sqlite.pc \
+        share/pkgconfig/perplexity-async-postgres.pc \
         share/pkgconfig/perplexity-async-separate.pc \
         share/cmake/perplexity-async/perplexity-async-config.cmake \
         share/cmake/perplexity-async/perplexity-async-config-version.cmake) | sort)
@@ -68,6 +72,14 @@ run_consumer "$scratch/pkg-config/consumer"
 quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/sqlite_consumer.cpp" \
     -o "$scratch/pkg-config/sqlite_consumer" $(pkg-config --cflags --libs perplexity-async-sqlite)
 run_consumer "$scratch/pkg-config/sqlite_consumer"
+[ "$(pkg-config --modversion perplexity-async-postgres)" = "$version" ] || {
+    echo "perplexity-async-postgres.pc has another version" >&2
+    exit 1
+}
+# shellcheck disable=SC2046,SC2086
+quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/postgres_consumer.cpp" \
+    -o "$scratch/pkg-config/postgres_consumer" $(pkg-config --cflags --libs perplexity-async-postgres)
+run_consumer "$scratch/pkg-config/postgres_consumer"
 [ "$(pkg-config --modversion perplexity-async-separate)" = "$version" ] || {
     echo "perplexity-async-separate.pc has another version" >&2
     exit 1
@@ -82,7 +94,8 @@ lap pkg-config
 
 echo "== CMake find_package"
 cp -r "$here/cmake" "$scratch/cmake"
-cp "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$here/separate_src.cpp" "$scratch/cmake/"
+cp "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$here/postgres_consumer.cpp" "$here/separate_src.cpp" \
+    "$scratch/cmake/"
 quietly cmake -S "$scratch/cmake" -B "$scratch/cmake/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
     -DEXPECTED_VERSION="$version"
 found=$(sed -n 's/^perplexity-async_DIR:PATH=//p' "$scratch/cmake/build/CMakeCache.txt")
@@ -90,16 +103,19 @@ found=$(sed -n 's/^perplexity-async_DIR:PATH=//p' "$scratch/cmake/build/CMakeCac
 quietly cmake --build "$scratch/cmake/build" -j 1
 run_consumer "$scratch/cmake/build/consumer"
 run_consumer "$scratch/cmake/build/sqlite_consumer"
+run_consumer "$scratch/cmake/build/postgres_consumer"
 run_consumer "$scratch/cmake/build/separate_consumer"
 lap CMake
 
 echo "== meson subproject"
 mkdir -p "$scratch/subproject/subprojects"
-cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" "$scratch/subproject/"
+cp "$here/meson-subproject/meson.build" "$here/consumer.cpp" "$here/sqlite_consumer.cpp" \
+    "$here/postgres_consumer.cpp" "$scratch/subproject/"
 ln -s "$source_dir" "$scratch/subproject/subprojects/perplexity-async"
 quietly meson setup "$scratch/subproject/build" "$scratch/subproject" --force-fallback-for=perplexity-async
 quietly meson compile -C "$scratch/subproject/build" -j 1
 run_consumer "$scratch/subproject/build/consumer"
 run_consumer "$scratch/subproject/build/sqlite_consumer"
+run_consumer "$scratch/subproject/build/postgres_consumer"
 run_consumer "$scratch/subproject/build/separate_consumer"
 lap subproject

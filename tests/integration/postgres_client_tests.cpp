@@ -136,8 +136,10 @@ TEST_CASE("a replica whose entry was taken over stops waiting; the one that took
     }
     REQUIRE(pt::query_value("SELECT count(*) FROM perplexity_entries WHERE state = 'running'") == "1");
 
-    // a's lease runs out (as if the database had been out of its reach); b takes the entry over.
-    pt::execute("UPDATE perplexity_replicas SET lease_until = now() - interval '1 second' WHERE name = 'a'");
+    // a cannot renew (as if the database were out of its reach) until its lease ran out; b takes the
+    // entry over. a's ledger calls wait meanwhile, behind its renewal.
+    pt::LeaseBlocker blocked("a");
+    REQUIRE(blocked.wait_until_expired(5s));
     auto ledger_b = open_on(harness, {.replica = "b", .lease = 600ms});
     px::ClientOptions options_b = options_a;
     options_b.ledger = ledger_b;
@@ -152,6 +154,7 @@ TEST_CASE("a replica whose entry was taken over stops waiting; the one that took
     CHECK(report->resumed.size() == 1);
     REQUIRE(outcomes_b.size() == 1);
     CHECK(outcomes_b.front().has_value());
+    blocked.release();
 
     while (!outcome_a && std::chrono::steady_clock::now() < until) {
         harness.io.restart();

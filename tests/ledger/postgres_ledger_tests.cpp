@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <latch>
 #include <set>
 #include <string>
 #include <thread>
@@ -50,7 +51,7 @@ std::vector<px::EntryId> claimed(Runner& runner, px::PostgresLedger& ledger) {
     return ids;
 }
 
-/// Ends a replica's lease in the database, as if it had died long ago.
+/// Ends the lease of a replica that died (its ledger is gone, so nothing renews it), as if long ago.
 void expire_lease(const std::string& replica) {
     execute("UPDATE perplexity_replicas SET lease_until = now() - interval '1 second' WHERE name = '" +
             replica + "'");
@@ -147,15 +148,18 @@ TEST_CASE("bad connection strings and unreachable databases are Errors that neve
 TEST_CASE("a replica's entries stay its own while its lease runs, and go to another once it expired") {
     drop_tables();
     Runner runner;
-    auto a = open_ledger(runner, {.replica = "a"});
+    auto a = open_ledger(runner, {.replica = "a", .lease = 600ms});
     auto b = open_ledger(runner, {.replica = "b"});
     const px::EntryId first = add(runner, *a, "first");
     const px::EntryId second = add(runner, *a, "second");
     CHECK(claimed(runner, *b).empty());
     CHECK(claimed(runner, *a) == std::vector<px::EntryId>{first, second});
 
-    expire_lease("a");
+    // a cannot renew (as if the database were out of its reach) until its lease runs out.
+    LeaseBlocker blocked("a");
+    REQUIRE(blocked.wait_until_expired(5s));
     CHECK(claimed(runner, *b) == std::vector<px::EntryId>{first, second});
+    blocked.release();
     CHECK(claimed(runner, *a).empty());
 
     // a may no longer record anything for them; b may.
@@ -179,9 +183,12 @@ TEST_CASE("the lease's renewal finds the entries another replica took, and still
     auto b = open_ledger(runner, {.replica = "b", .lease = 600ms});
     const px::EntryId id = add(runner, *a, "taken");
     CHECK(a->still_holds(id));
-    expire_lease("a");
+    LeaseBlocker blocked("a");
+    REQUIRE(blocked.wait_until_expired(5s));
     CHECK(claimed(runner, *b) == std::vector<px::EntryId>{id});
-    // a renews every 200 ms; its next renewal finds the entry gone.
+    CHECK(a->still_holds(id));  // a has not heard yet
+    blocked.release();
+    // a's renewal, let through now, finds the entry gone.
     CHECK(eventually([&] { return !a->still_holds(id); }, 3000ms));
     CHECK(b->still_holds(id));
     runner.wait(a->close());
@@ -190,17 +197,22 @@ TEST_CASE("the lease's renewal finds the entries another replica took, and still
 
 TEST_CASE("replicas claiming at the same time never get the same entry") {
     drop_tables();
-    Runner runner;
-    auto dead = open_ledger(runner, {.replica = "dead"});
     constexpr int entries = 300;
-    for (int i = 0; i < entries; ++i) {
-        add(runner, *dead, "entry-" + std::to_string(i));
+    {
+        Runner runner;
+        auto dead = open_ledger(runner, {.replica = "dead"});
+        for (int i = 0; i < entries; ++i) {
+            add(runner, *dead, "entry-" + std::to_string(i));
+        }
+        // It dies here: nothing renews its lease any more.
     }
     expire_lease("dead");
-    // Three replicas, each on a thread of its own, claim in rounds until nothing is left.
+    // Three replicas, each on a thread of its own, claim in rounds until nothing is left. None closes
+    // (which would end its lease and free its entries for the others) before all are done claiming.
+    std::latch claimed_all(3);
     std::vector<std::future<std::vector<px::EntryId>>> claims;
     for (const char* name : {"r1", "r2", "r3"}) {
-        claims.push_back(std::async(std::launch::async, [name] {
+        claims.push_back(std::async(std::launch::async, [name, &claimed_all] {
             Runner own;
             auto ledger = open_ledger(own, {.replica = name});
             std::vector<px::EntryId> mine;
@@ -212,6 +224,7 @@ TEST_CASE("replicas claiming at the same time never get the same entry") {
                     }
                 }
             }
+            claimed_all.arrive_and_wait();
             own.wait(ledger->close());
             return mine;
         }));
@@ -228,7 +241,6 @@ TEST_CASE("replicas claiming at the same time never get the same entry") {
     // Each replica claims its own again in every round; across replicas no entry appears twice.
     CHECK(all.size() == entries);
     CHECK(std::set<px::EntryId>(all.begin(), all.end()).size() == entries);
-    runner.wait(dead->close());
 }
 
 TEST_CASE("a restarted replica of the same name waits out its old lease and takes its entries back") {
@@ -303,8 +315,15 @@ TEST_CASE("a database restart is ridden out; one that stays away is a clear Erro
     CHECK(after > before);
 
     auto short_patience = open_ledger(runner, {.replica = "b", .reconnect_for = 1500ms});
+    auto stopping = open_ledger(runner, {.replica = "c", .reconnect_for = 60s});
     cluster("down");
     auto refused = runner.wait(short_patience->add(intent("while-down", 0)));
+    // A shutdown does not wait for the database to end its lease: one attempt, not a minute of them.
+    const auto closing = std::chrono::steady_clock::now();
+    const std::optional<px::Error> not_ended = runner.wait(stopping->close());
+    CHECK(std::chrono::steady_clock::now() - closing < 30s);
+    REQUIRE(not_ended.has_value());
+    CHECK(contains(not_ended->message, "not retried"));
     cluster("up");
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().kind == px::ErrorKind::ledger);
@@ -319,16 +338,21 @@ TEST_CASE("a database restart is ridden out; one that stays away is a clear Erro
 TEST_CASE("claim honours the query's filters, and claims only unfinished entries") {
     drop_tables();
     Runner runner;
-    auto a = open_ledger(runner, {.replica = "a"});
-    const px::EntryId first = add(runner, *a, "one");
-    const px::EntryId second = add(runner, *a, "two");
-    const px::EntryId done = add(runner, *a, "done");
-    const px::LedgerUpdate running{
-        .state = px::EntryState::running, .job_id = "job-2", .at = ledger_test::at(1)};
-    const px::LedgerUpdate completed{
-        .state = px::EntryState::completed, .result = "{}", .at = ledger_test::at(1)};
-    REQUIRE_FALSE(runner.wait(a->update(second, running)).has_value());
-    REQUIRE_FALSE(runner.wait(a->update(done, completed)).has_value());
+    px::EntryId first = 0;
+    px::EntryId second = 0;
+    {
+        auto a = open_ledger(runner, {.replica = "a"});
+        first = add(runner, *a, "one");
+        second = add(runner, *a, "two");
+        const px::EntryId done = add(runner, *a, "done");
+        const px::LedgerUpdate running{
+            .state = px::EntryState::running, .job_id = "job-2", .at = ledger_test::at(1)};
+        const px::LedgerUpdate completed{
+            .state = px::EntryState::completed, .result = "{}", .at = ledger_test::at(1)};
+        REQUIRE_FALSE(runner.wait(a->update(second, running)).has_value());
+        REQUIRE_FALSE(runner.wait(a->update(done, completed)).has_value());
+        // a dies here: nothing renews its lease any more.
+    }
     expire_lease("a");
     auto b = open_ledger(runner, {.replica = "b"});
     const auto ids = [&](px::LedgerQuery query) {
@@ -347,6 +371,5 @@ TEST_CASE("claim honours the query's filters, and claims only unfinished entries
     CHECK(ids({.states = {px::EntryState::pending, px::EntryState::completed}}) ==
           std::vector<px::EntryId>{first});
     CHECK(query_value("SELECT string_agg(holder, ',' ORDER BY id) FROM perplexity_entries") == "b,b,a");
-    runner.wait(a->close());
     runner.wait(b->close());
 }

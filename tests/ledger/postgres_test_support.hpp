@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -79,6 +80,61 @@ inline void drop_tables() {
         "DROP TABLE IF EXISTS perplexity_entries, perplexity_replicas, perplexity_pace, perplexity_schema "
         "CASCADE");
 }
+
+/// Keeps a replica from renewing its lease, as a database out of its reach would: a transaction of
+/// its own holds the replica's row locked, so the replica's renewals wait (and everything it sends after
+/// them, on its one connection) until `release`.
+class LeaseBlocker {
+  public:
+    explicit LeaseBlocker(std::string replica)
+        : replica_(std::move(replica)), connection_(PQconnectdb(socket_conninfo().c_str())) {
+        if (PQstatus(connection_) != CONNECTION_OK) {
+            throw std::runtime_error(std::string("cannot connect to the test database: ") +
+                                     PQerrorMessage(connection_));
+        }
+        run("BEGIN");
+        run("SELECT 1 FROM perplexity_replicas WHERE name = '" + replica_ + "' FOR UPDATE");
+    }
+    LeaseBlocker(const LeaseBlocker&) = delete;
+    LeaseBlocker& operator=(const LeaseBlocker&) = delete;
+    ~LeaseBlocker() { release(); }
+
+    /// Waits until the replica's lease has run out (it cannot renew meanwhile), checking every 20 ms;
+    /// whether it did within `limit`.
+    bool wait_until_expired(std::chrono::milliseconds limit) const {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (query_value("SELECT lease_until < now() FROM perplexity_replicas WHERE name = '" + replica_ +
+                           "'") != "t") {
+            if (std::chrono::steady_clock::now() > until) {
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        return true;
+    }
+
+    /// Lets the replica renew again.
+    void release() {
+        if (connection_ != nullptr) {
+            PQclear(PQexec(connection_, "ROLLBACK"));
+            PQfinish(connection_);
+            connection_ = nullptr;
+        }
+    }
+
+  private:
+    void run(const std::string& sql) {
+        PGresult* result = PQexec(connection_, sql.c_str());
+        const ExecStatusType status = PQresultStatus(result);
+        PQclear(result);
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+            throw std::runtime_error("test SQL failed: " + sql + ": " + PQerrorMessage(connection_));
+        }
+    }
+
+    std::string replica_;
+    PGconn* connection_;
+};
 
 /// An io_context running on a thread of its own, for the ledger's background work.
 class Runner {
