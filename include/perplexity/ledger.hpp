@@ -30,6 +30,17 @@ enum class LedgerApi {
     agent,
 };
 
+/// Whether this process may act on an entry it took in hand (`Ledger::holding`).
+enum class EntryHold {
+    /// It is this process's: wait on its job, record what becomes of it.
+    held,
+    /// Unknown for now: another process may have taken it over. A Client holds off its polls, asking
+    /// again at each poll interval, and ends the wait at its deadline without cancelling the job.
+    unsure,
+    /// Another process took it over and carries it on: stop, record nothing (ErrorKind::taken_over).
+    taken,
+};
+
 /// Where an entry stands.
 enum class EntryState {
     /// The intent is recorded and the create may have been sent, but no job id is known: a crash came
@@ -222,12 +233,13 @@ class Ledger {
         co_return co_await find(std::move(query));
     }
 
-    /// Whether this process still holds `entry`, cheaply and without waiting: a fleet's ledger answers
-    /// false once another replica took the entry over, and a Client then stops waiting on its job
-    /// (ErrorKind::taken_over). A ledger of one process always holds its entries: the default.
-    virtual bool still_holds(EntryId entry) const noexcept {
+    /// Whether this process holds `entry` now, cheaply and without waiting; a Client asks before every
+    /// poll of the entry's job. A ledger of one process always holds its entries: the default. A
+    /// fleet's ledger answers `taken` once another replica took the entry over, and `unsure` while its
+    /// lease is not confirmed (it ran out without a renewal, the database being out of reach, say).
+    virtual EntryHold holding(EntryId entry) const noexcept {
         (void)entry;
-        return true;
+        return EntryHold::held;
     }
 };
 

@@ -85,7 +85,10 @@ struct PostgresLedgerOptions {
 /// returns the unfinished entries this replica holds and takes over those whose holder's lease expired,
 /// in one statement with `FOR UPDATE SKIP LOCKED`: two replicas never get the same entry. A renewal
 /// (every third of the lease) also finds the entries another replica took from this one, after which
-/// `still_holds` is false for them and a Client stops waiting on their jobs.
+/// `holding` says `taken` for them and a Client stops waiting on their jobs. While no renewal has come
+/// back for a lease (the database is out of reach, or the process was stalled), `holding` says `unsure`
+/// and a Client holds off its polls: the others may be taking the entries over, and two replicas must
+/// not wait on one job for long.
 ///
 /// Durability: each call is one transaction, committed before it returns (the server's
 /// `synchronous_commit` decides what a commit survives; its default, on, survives a crash of the
@@ -177,9 +180,17 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
         co_return co_await std::move(operation);
     }
 
-    bool still_holds(EntryId entry) const noexcept override {
+    /// `taken` once a renewal found the entry taken over; `unsure` while the lease is not confirmed: no
+    /// renewal (followed by the check for taken entries) came back within a lease of being sent, so the
+    /// others may be taking this replica's entries, by the clock of this process (which stops, with
+    /// the process, when the process is stalled).
+    EntryHold holding(EntryId entry) const noexcept override {
         const std::lock_guard lock(held_mutex_);
-        return !superseded_ && !lost_.contains(entry);
+        if (superseded_ || lost_.contains(entry)) {
+            return EntryHold::taken;
+        }
+        return std::chrono::steady_clock::now() < lease_confirmed_until_ ? EntryHold::held
+                                                                         : EntryHold::unsure;
     }
 
     /// The fleet's create pace at `per_minute` creates a minute (the account's tier,
@@ -525,6 +536,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
     boost::asio::awaitable<std::optional<Error>> register_replica() {
         const std::string what = "start the lease of replica \"" + options_.replica + "\"";
         for (int attempt = 0; attempt < 2; ++attempt) {
+            const auto sent = std::chrono::steady_clock::now();
             Statement insert_replica =
                 make_statement(what,
                                "INSERT INTO perplexity_replicas AS r (name, incarnation, lease_until) "
@@ -538,6 +550,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                 co_return std::move(registered).error();
             }
             if (PQntuples(registered->get()) == 1) {
+                confirm_lease(sent);
                 co_return std::nullopt;
             }
             Statement lease_left =
@@ -592,6 +605,8 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
     }
 
     boost::asio::awaitable<void> renew() {
+        // Taken before the statement is queued: the database's lease runs from a later moment.
+        const auto sent = std::chrono::steady_clock::now();
         Statement renewal =
             make_statement("renew the lease of replica \"" + options_.replica + "\"",
                            "UPDATE perplexity_replicas SET lease_until = now() + $3::bigint * interval "
@@ -614,11 +629,22 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                                   "any entry"});
             co_return;
         }
-        co_await find_lost_entries();
+        // Confirmed only once the entries taken while the lease was out (if it was) are known: until
+        // then `holding` would call them held.
+        if (co_await find_lost_entries()) {
+            confirm_lease(sent);
+        }
     }
 
-    /// Marks the entries another replica took from this one, so that `still_holds` says so.
-    boost::asio::awaitable<void> find_lost_entries() {
+    /// The lease runs until at least a lease after `sent`, when the statement that set it was sent.
+    void confirm_lease(std::chrono::steady_clock::time_point sent) {
+        const std::lock_guard lock(held_mutex_);
+        lease_confirmed_until_ = std::max(lease_confirmed_until_, sent + options_.lease);
+    }
+
+    /// Marks the entries another replica took from this one, so that `holding` says so; whether the
+    /// check was made.
+    boost::asio::awaitable<bool> find_lost_entries() {
         std::string ids;
         {
             const std::lock_guard lock(held_mutex_);
@@ -627,7 +653,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
             }
         }
         if (ids.empty()) {
-            co_return;
+            co_return true;
         }
         ids += "}";
         Statement lost_check =
@@ -638,7 +664,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
         auto taken = co_await run(std::move(lost_check));
         if (!taken) {
             tell(taken.error());
-            co_return;
+            co_return false;
         }
         std::string lost_now;
         {
@@ -657,6 +683,7 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
                        .message = "other replicas took over entries " + lost_now + " from replica \"" +
                                   options_.replica + "\" while its lease had run out"});
         }
+        co_return true;
     }
 
     void tell(const Error& error) const {
@@ -951,11 +978,13 @@ class PostgresLedger final : public Ledger, public std::enable_shared_from_this<
     /// A call gave up on reconnecting, and none has reached the database since.
     bool out_of_reach_ = false;
     std::deque<boost::asio::steady_timer*> waiting_;
-    /// Guards what `still_holds` reads from any thread.
+    /// Guards what `holding` reads from any thread.
     mutable std::mutex held_mutex_;
     std::unordered_set<EntryId> held_;
     std::unordered_set<EntryId> lost_;
     bool superseded_ = false;
+    /// Until when this replica's lease surely runs (the steady clock's epoch: not confirmed).
+    std::chrono::steady_clock::time_point lease_confirmed_until_{};
 };
 
 }  // namespace perplexity

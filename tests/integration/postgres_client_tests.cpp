@@ -1,7 +1,8 @@
 // Clients of a fleet, each with its own PostgresLedger on one database, against a simulator that
 // enforces a create rate: one shared pace keeps the fleet within it (and two private paces do not), and
 // a replica whose lease ran out loses its wait to the replica that took its entry over, which alone
-// records and reports the outcome. Built into the PostgreSQL test program.
+// records and reports the outcome, and one that cannot confirm its lease holds off its polls until it
+// can. Built into the PostgreSQL test program.
 #include "../ledger/postgres_test_support.hpp"
 #include "test_support.hpp"
 
@@ -170,4 +171,60 @@ TEST_CASE("a replica whose entry was taken over stops waiting; the one that took
     CHECK(harness.simulator.stats().jobs_created == 1);
     harness.run(ledger_a->close());
     harness.run(ledger_b->close());
+}
+
+TEST_CASE("a replica that cannot confirm its lease holds off its polls, and carries on once it renews") {
+    pt::drop_tables();
+    perplexity_sim::SimulatorOptions slow;
+    slow.in_progress_for = 5s;
+    test::Harness harness(slow);
+    auto ledger_a = open_on(harness, {.replica = "a", .lease = 600ms});
+    px::ClientOptions options_a = harness.client_options();
+    options_a.ledger = ledger_a;
+    options_a.poll.backoff = {.initial = 50ms, .growth = 1.0, .max = 50ms, .jitter = 0};
+    px::Client a(harness.io.get_executor(), options_a);
+
+    int polls = 0;
+    px::WaitOptions wait;
+    wait.on_progress = [&](const px::ProgressEvent& event) {
+        if (event.kind == px::ProgressEvent::Kind::polled) {
+            ++polls;
+        }
+    };
+    std::optional<px::expected<px::Job, px::Error>> outcome;
+    asio::co_spawn(
+        harness.io,
+        [&]() -> asio::awaitable<void> { outcome.emplace(co_await a.run(test::question("held off"), wait)); },
+        asio::detached);
+    const auto run_until = [&](auto condition, std::chrono::milliseconds limit) {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (!condition() && std::chrono::steady_clock::now() < until) {
+            harness.io.restart();
+            harness.io.run_one_for(20ms);
+        }
+        return condition();
+    };
+    // Past the status changes (each one waits for the database): the job is IN_PROGRESS, and polled.
+    REQUIRE(run_until([&] { return polls >= 3; }, 10s));
+    const px::EntryId entry = std::stoll(pt::query_value("SELECT id FROM perplexity_entries"));
+
+    // a's renewals wait behind a lock, as if the database were out of its reach while the API is not.
+    std::optional<pt::LeaseBlocker> blocked(std::in_place, "a");
+    REQUIRE(run_until([&] { return ledger_a->holding(entry) == px::EntryHold::unsure; }, 5s));
+    const int polls_when_unsure = polls;
+    // A lease and more: another replica could have taken the job by now, so a must not be polling it.
+    const auto quiet_until = std::chrono::steady_clock::now() + 800ms;
+    run_until([&] { return std::chrono::steady_clock::now() >= quiet_until; }, 1s);
+    CHECK_FALSE(outcome.has_value());
+    // At most the poll that was on its way when the lease went unconfirmed.
+    CHECK(polls <= polls_when_unsure + 1);
+
+    // Nobody took it: once a renews, it carries on and records the outcome itself.
+    blocked.reset();
+    REQUIRE(run_until([&] { return outcome.has_value(); }, 15s));
+    CHECK(outcome->has_value());
+    CHECK(polls > polls_when_unsure + 1);
+    CHECK(pt::query_value("SELECT state || ' ' || holder FROM perplexity_entries") == "completed a");
+    CHECK(harness.simulator.stats().jobs_created == 1);
+    harness.run(ledger_a->close());
 }

@@ -81,5 +81,5 @@ TEST_CASE("a one-process ledger claims every unfinished entry the query selects,
     CHECK(claimed[0] == std::vector<px::EntryId>{pending, running});
     CHECK(claimed[1].empty());
     CHECK(claimed[2] == std::vector<px::EntryId>{running});
-    CHECK(as_ledger->still_holds(pending));
+    CHECK(as_ledger->holding(pending) == px::EntryHold::held);
 }

@@ -352,6 +352,43 @@ TEST_SUITE("wait machine") {
         REQUIRE(result.error().job != nullptr);
         CHECK(result.error().job->status == px::JobStatus::completed);
     }
+
+    TEST_CASE(
+        "a poll held off for an unsure hold sleeps a poll interval, uncounted; at the deadline the wait "
+        "ends and cancels nothing") {
+        const px::PollPolicy policy = steady_policy(10s);
+        pd::BasicWaitMachine<pd::AgentResponses> wait(policy, t0 + policy.deadline, "resp-1", true);
+        REQUIRE(wait.start().action == pd::ResponseWaitStep::Action::poll);
+        // Before any answer: the first interval, and the poll to come is still the first.
+        auto held_off = wait.hold_unsure(t0, 0.5);
+        CHECK(held_off.action == pd::ResponseWaitStep::Action::sleep);
+        CHECK(held_off.delay == 1s);
+        CHECK(held_off.poll == 0);
+        CHECK(wait.woke().action == pd::ResponseWaitStep::Action::poll);
+
+        pd::WaitMachine running(policy, t0 + policy.deadline, "job-1", true);
+        auto in_progress = answer(px::JobStatus::in_progress);
+        const auto slept = running.polled(in_progress, false, t0, 0.5);
+        REQUIRE(slept.action == Action::sleep);
+        CHECK(slept.poll == 1);
+        // Held off after the first poll: the interval that poll had, not a longer one.
+        const auto again = running.hold_unsure(t0 + 1s, 0.5);
+        CHECK(again.action == Action::sleep);
+        CHECK(again.delay == slept.delay);
+        CHECK(again.poll == 1);
+        // Cut short to end at the deadline.
+        CHECK(running.hold_unsure(t0 + 9600ms, 0.5).delay == 400ms);
+        // The deadline passed while held off: the wait ends with it, and asks for no cancel even though
+        // cancel_on_abandon is set, since another process may hold the job.
+        const auto late = running.hold_unsure(t0 + 10s, 0.5);
+        CHECK(late.action == Action::finish);
+        auto outcome = std::move(running).result();
+        REQUIRE_FALSE(outcome.has_value());
+        CHECK(outcome.error().kind == px::ErrorKind::wait_deadline);
+        CHECK(outcome.error().message.find("held off") != std::string::npos);
+        REQUIRE(outcome.error().job != nullptr);
+        CHECK(outcome.error().job->status == px::JobStatus::in_progress);
+    }
 }
 
 }  // namespace wait_machine_tests

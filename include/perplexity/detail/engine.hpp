@@ -549,8 +549,12 @@ class Engine {
                         }
                     }
                     step = machine.woke();
-                } else if (entry != 0 && !options_.ledger->still_holds(entry)) {
+                } else if (const EntryHold hold =
+                               entry != 0 ? options_.ledger->holding(entry) : EntryHold::held;
+                           hold == EntryHold::taken) {
                     step = machine.taken_over(entry_taken_over(entry, machine.job_id()));
+                } else if (hold == EntryHold::unsure) {
+                    step = machine.hold_unsure(Clock::now(), random_unit());
                 } else {
                     step = co_await poll_once(machine, options);
                 }

@@ -14,6 +14,7 @@
 #include <perplexity/poll.hpp>
 #include <perplexity/response.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -138,6 +139,23 @@ class BasicWaitMachine {
     /// with it, whatever was seen, even an answer, which the other process reports. The job is not
     /// cancelled on the server, since the other process waits on it.
     Step taken_over(Error error) { return finish_with(with_job(std::move(error))); }
+
+    /// The poll due now was held off, not sent: whether the run's ledger entry is still this process's
+    /// cannot be told for now (a fleet replica whose lease ran out unrenewed), and another process may
+    /// be waiting on the job. The machine asks again after a poll interval. At the deadline the wait
+    /// ends without cancelling the job, since its holder may be another process.
+    Step hold_unsure(Clock::time_point now, double random_unit) {
+        const PlannedSleep sleep = fit_to_deadline(poll_delay(policy_, std::max(polls_, 1U), random_unit),
+                                                   time_left(deadline_, now), std::chrono::milliseconds(0));
+        if (sleep.deadline_reached) {
+            Error late = deadline_passed(latest_job());
+            late.message +=
+                "; its last polls were held off, as this process could not confirm it still "
+                "holds the job's ledger entry";
+            return finish_with(with_job(std::move(late)));
+        }
+        return {.action = Step::Action::sleep, .delay = sleep.delay, .poll = polls_};
+    }
 
     /// The outcome, once the machine said finish.
     expected<Item, Error> result() && {
