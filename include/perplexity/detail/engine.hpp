@@ -156,18 +156,12 @@ class Engine {
         try {
             first = co_await create_for_run(std::move(request), key, machine, options, entry);
         } catch (const boost::system::system_error& thrown) {
-            // Cancelled between two awaits of the create (see below).
+            // Cancelled between two awaits of the create (see take_cancellation).
             first = machine.interrupted(thrown.code());
         }
-        // Asio throws at any co_await of a coroutine cancelled between two of its awaits, before the awaited
-        // one starts: the wait would not even record its outcome. The cancellation goes to the machine
-        // instead, and the wait then only finishes.
         const boost::asio::cancellation_state cancellation =
             co_await boost::asio::this_coro::cancellation_state;
-        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
-            if (first->action != WaitStep::Action::finish) {
-                first = machine.interrupted(boost::asio::error::operation_aborted);
-            }
+        if (take_cancellation(cancellation, machine, *first)) {
             co_await boost::asio::this_coro::reset_cancellation_state();
         }
         co_await poll_until_final(machine, *first, options, entry);
@@ -211,13 +205,9 @@ class Engine {
         } catch (const boost::system::system_error& thrown) {
             first = machine.interrupted(thrown.code());
         }
-        // As in `run`.
         const boost::asio::cancellation_state cancellation =
             co_await boost::asio::this_coro::cancellation_state;
-        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
-            if (first->action != ResponseWaitStep::Action::finish) {
-                first = machine.interrupted(boost::asio::error::operation_aborted);
-            }
+        if (take_cancellation(cancellation, machine, *first)) {
             co_await boost::asio::this_coro::reset_cancellation_state();
         }
         co_await poll_until_final(machine, *first, options, entry);
@@ -395,6 +385,25 @@ class Engine {
     static const std::string& no_key() {
         static const std::string none;
         return none;
+    }
+
+    /// Asio throws at any co_await of a coroutine cancelled between two of its awaits, before the awaited
+    /// one starts (a create asleep until its pacing slot, say): the wait would not even record its
+    /// outcome. So `run`, `run_response` and a resumed entry look at their cancellation state once their
+    /// first step is made, and a cancellation goes to the machine instead (`first` becomes the step it
+    /// says), after which the wait only finishes. Whether there was one: the caller then resets the
+    /// state, so that its next co_await does not throw.
+    template <class Vocabulary>
+    static bool take_cancellation(const boost::asio::cancellation_state& cancellation,
+                                  BasicWaitMachine<Vocabulary>& machine,
+                                  typename BasicWaitMachine<Vocabulary>::Step& first) {
+        if (cancellation.cancelled() == boost::asio::cancellation_type::none) {
+            return false;
+        }
+        if (first.action != BasicWaitMachine<Vocabulary>::Step::Action::finish) {
+            first = machine.interrupted(boost::asio::error::operation_aborted);
+        }
+        return true;
     }
 
     /// An awaitable of a step already decided.
@@ -648,13 +657,9 @@ class Engine {
         } catch (const boost::system::system_error& thrown) {
             first = machine.interrupted(thrown.code());
         }
-        // As in `run`.
         const boost::asio::cancellation_state cancellation =
             co_await boost::asio::this_coro::cancellation_state;
-        if (cancellation.cancelled() != boost::asio::cancellation_type::none) {
-            if (first->action != Step::Action::finish) {
-                first = machine.interrupted(boost::asio::error::operation_aborted);
-            }
+        if (take_cancellation(cancellation, machine, *first)) {
             co_await boost::asio::this_coro::reset_cancellation_state();
         }
         co_await poll_until_final(machine, *first, wait, id);
