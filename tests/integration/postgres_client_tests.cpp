@@ -19,6 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace pt = postgres_test;
+using Clock = std::chrono::steady_clock;
 
 /// Opens a PostgresLedger on the harness's own io_context.
 std::shared_ptr<px::PostgresLedger> open_on(test::Harness& harness, px::PostgresLedgerOptions options) {
@@ -28,6 +29,30 @@ std::shared_ptr<px::PostgresLedger> open_on(test::Harness& harness, px::Postgres
         FAIL(opened.error());
     }
     return *opened;
+}
+
+/// Client options of a replica on `ledger` that polls its jobs every 50 ms.
+px::ClientOptions replica_options(const test::Harness& harness, std::shared_ptr<px::PostgresLedger> ledger) {
+    px::ClientOptions options = harness.client_options();
+    options.ledger = std::move(ledger);
+    options.poll.backoff = {.initial = 50ms, .growth = 1.0, .max = 50ms, .jitter = 0};
+    return options;
+}
+
+/// Runs the harness's io_context until `condition` holds or `until` passes; whether it holds.
+template <class Condition>
+bool run_until(test::Harness& harness, Condition condition, Clock::time_point until) {
+    while (!condition() && Clock::now() < until) {
+        harness.io.restart();
+        harness.io.run_one_for(20ms);
+    }
+    return condition();
+}
+
+/// Runs the harness's io_context for `duration`.
+void run_for(test::Harness& harness, std::chrono::milliseconds duration) {
+    const auto never = [] { return false; };
+    run_until(harness, never, Clock::now() + duration);
 }
 
 /// Runs `count` questions at once on each client, all on the harness's io_context; their outcomes.
@@ -46,16 +71,11 @@ std::vector<px::expected<px::Job, px::Error>> run_all(test::Harness& harness,
             ++slot;
         }
     }
-    const auto until = std::chrono::steady_clock::now() + 60s;
     const auto all_done = [&] {
         return std::all_of(outcomes.begin(), outcomes.end(),
                            [](const auto& outcome) { return outcome.has_value(); });
     };
-    while (!all_done() && std::chrono::steady_clock::now() < until) {
-        harness.io.restart();
-        harness.io.run_one_for(100ms);
-    }
-    REQUIRE(all_done());
+    REQUIRE(run_until(harness, all_done, Clock::now() + 60s));
     std::vector<px::expected<px::Job, px::Error>> done;
     for (auto& outcome : outcomes) {
         done.push_back(std::move(*outcome));
@@ -118,10 +138,7 @@ TEST_CASE("a replica whose entry was taken over stops waiting; the one that took
     slow.in_progress_for = 1500ms;
     test::Harness harness(slow);
     auto ledger_a = open_on(harness, {.replica = "a", .lease = 600ms});
-    px::ClientOptions options_a = harness.client_options();
-    options_a.ledger = ledger_a;
-    options_a.poll.backoff = {.initial = 50ms, .growth = 1.0, .max = 50ms, .jitter = 0};
-    px::Client a(harness.io.get_executor(), options_a);
+    px::Client a(harness.io.get_executor(), replica_options(harness, ledger_a));
 
     std::optional<px::expected<px::Job, px::Error>> outcome_a;
     asio::co_spawn(
@@ -129,22 +146,20 @@ TEST_CASE("a replica whose entry was taken over stops waiting; the one that took
         [&]() -> asio::awaitable<void> { outcome_a.emplace(co_await a.run(test::question("taken over"))); },
         asio::detached);
     // Until the job is created and its id recorded.
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (pt::query_value("SELECT count(*) FROM perplexity_entries WHERE state = 'running'") != "1" &&
-           std::chrono::steady_clock::now() < until) {
-        harness.io.restart();
-        harness.io.run_one_for(20ms);
-    }
-    REQUIRE(pt::query_value("SELECT count(*) FROM perplexity_entries WHERE state = 'running'") == "1");
+    const auto until = Clock::now() + 10s;
+    REQUIRE(run_until(
+        harness,
+        [] {
+            return pt::query_value("SELECT count(*) FROM perplexity_entries WHERE state = 'running'") == "1";
+        },
+        until));
 
     // a cannot renew (as if the database were out of its reach) until its lease ran out; b takes the
     // entry over. a's ledger calls wait meanwhile, behind its renewal.
     pt::LeaseBlocker blocked("a");
     REQUIRE(blocked.wait_until_expired(5s));
     auto ledger_b = open_on(harness, {.replica = "b", .lease = 600ms});
-    px::ClientOptions options_b = options_a;
-    options_b.ledger = ledger_b;
-    px::Client b(harness.io.get_executor(), options_b);
+    px::Client b(harness.io.get_executor(), replica_options(harness, ledger_b));
     std::vector<px::expected<px::Job, px::Error>> outcomes_b;
     px::ResumeOptions resume;
     resume.on_job = [&](const px::LedgerEntry&, const px::expected<px::Job, px::Error>& job) {
@@ -157,11 +172,8 @@ TEST_CASE("a replica whose entry was taken over stops waiting; the one that took
     CHECK(outcomes_b.front().has_value());
     blocked.release();
 
-    while (!outcome_a && std::chrono::steady_clock::now() < until) {
-        harness.io.restart();
-        harness.io.run_one_for(20ms);
-    }
-    REQUIRE(outcome_a.has_value());
+    REQUIRE(run_until(
+        harness, [&] { return outcome_a.has_value(); }, until));
     REQUIRE_FALSE(outcome_a->has_value());
     CHECK(outcome_a->error().kind == px::ErrorKind::taken_over);
     REQUIRE(outcome_a->error().job_id.has_value());
@@ -179,10 +191,7 @@ TEST_CASE("a replica that cannot confirm its lease holds off its polls, and carr
     slow.in_progress_for = 5s;
     test::Harness harness(slow);
     auto ledger_a = open_on(harness, {.replica = "a", .lease = 600ms});
-    px::ClientOptions options_a = harness.client_options();
-    options_a.ledger = ledger_a;
-    options_a.poll.backoff = {.initial = 50ms, .growth = 1.0, .max = 50ms, .jitter = 0};
-    px::Client a(harness.io.get_executor(), options_a);
+    px::Client a(harness.io.get_executor(), replica_options(harness, ledger_a));
 
     int polls = 0;
     px::WaitOptions wait;
@@ -196,32 +205,26 @@ TEST_CASE("a replica that cannot confirm its lease holds off its polls, and carr
         harness.io,
         [&]() -> asio::awaitable<void> { outcome.emplace(co_await a.run(test::question("held off"), wait)); },
         asio::detached);
-    const auto run_until = [&](auto condition, std::chrono::milliseconds limit) {
-        const auto until = std::chrono::steady_clock::now() + limit;
-        while (!condition() && std::chrono::steady_clock::now() < until) {
-            harness.io.restart();
-            harness.io.run_one_for(20ms);
-        }
-        return condition();
-    };
     // Past the status changes (each one waits for the database): the job is IN_PROGRESS, and polled.
-    REQUIRE(run_until([&] { return polls >= 3; }, 10s));
+    REQUIRE(run_until(
+        harness, [&] { return polls >= 3; }, Clock::now() + 10s));
     const px::EntryId entry = std::stoll(pt::query_value("SELECT id FROM perplexity_entries"));
 
     // a's renewals wait behind a lock, as if the database were out of its reach while the API is not.
     std::optional<pt::LeaseBlocker> blocked(std::in_place, "a");
-    REQUIRE(run_until([&] { return ledger_a->holding(entry) == px::EntryHold::unsure; }, 5s));
+    REQUIRE(run_until(
+        harness, [&] { return ledger_a->holding(entry) == px::EntryHold::unsure; }, Clock::now() + 5s));
     const int polls_when_unsure = polls;
     // A lease and more: another replica could have taken the job by now, so a must not be polling it.
-    const auto quiet_until = std::chrono::steady_clock::now() + 800ms;
-    run_until([&] { return std::chrono::steady_clock::now() >= quiet_until; }, 1s);
+    run_for(harness, 800ms);
     CHECK_FALSE(outcome.has_value());
     // At most the poll that was on its way when the lease went unconfirmed.
     CHECK(polls <= polls_when_unsure + 1);
 
     // Nobody took it: once a renews, it carries on and records the outcome itself.
     blocked.reset();
-    REQUIRE(run_until([&] { return outcome.has_value(); }, 15s));
+    REQUIRE(run_until(
+        harness, [&] { return outcome.has_value(); }, Clock::now() + 15s));
     CHECK(outcome->has_value());
     CHECK(polls > polls_when_unsure + 1);
     CHECK(pt::query_value("SELECT state || ' ' || holder FROM perplexity_entries") == "completed a");

@@ -44,22 +44,33 @@ inline std::string socket_conninfo() {
     return required_environment("PERPLEXITY_PG_SOCKET_CONNINFO");
 }
 
-/// Runs SQL on a connection of its own, synchronously (tests only); throws on failure.
-inline void execute(const std::string& sql, const std::string& conninfo = socket_conninfo()) {
-    PGconn* connection = PQconnectdb(conninfo.c_str());
-    if (PQstatus(connection) != CONNECTION_OK) {
-        const std::string message = PQerrorMessage(connection);
-        PQfinish(connection);
-        throw std::runtime_error("cannot connect to the test database: " + message);
+/// A synchronous connection (tests only), closed when it goes.
+using TestConnection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+
+/// Connects to `conninfo`; throws when it cannot.
+inline TestConnection open_connection(const std::string& conninfo = socket_conninfo()) {
+    TestConnection connection(PQconnectdb(conninfo.c_str()), &PQfinish);
+    if (PQstatus(connection.get()) != CONNECTION_OK) {
+        throw std::runtime_error(std::string("cannot connect to the test database: ") +
+                                 PQerrorMessage(connection.get()));
     }
+    return connection;
+}
+
+/// Runs SQL on `connection`, synchronously; throws on failure.
+inline void execute_on(PGconn* connection, const std::string& sql) {
     PGresult* result = PQexec(connection, sql.c_str());
     const ExecStatusType status = PQresultStatus(result);
     const std::string message = PQresultErrorMessage(result);
     PQclear(result);
-    PQfinish(connection);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
         throw std::runtime_error("test SQL failed: " + sql + ": " + message);
     }
+}
+
+/// Runs SQL on a connection of its own, synchronously (tests only); throws on failure.
+inline void execute(const std::string& sql, const std::string& conninfo = socket_conninfo()) {
+    execute_on(open_connection(conninfo).get(), sql);
 }
 
 /// The first column of the first row of a query, as text (tests only).
@@ -87,13 +98,10 @@ inline void drop_tables() {
 class LeaseBlocker {
   public:
     explicit LeaseBlocker(std::string replica)
-        : replica_(std::move(replica)), connection_(PQconnectdb(socket_conninfo().c_str())) {
-        if (PQstatus(connection_) != CONNECTION_OK) {
-            throw std::runtime_error(std::string("cannot connect to the test database: ") +
-                                     PQerrorMessage(connection_));
-        }
-        run("BEGIN");
-        run("SELECT 1 FROM perplexity_replicas WHERE name = '" + replica_ + "' FOR UPDATE");
+        : replica_(std::move(replica)), connection_(open_connection()) {
+        execute_on(connection_.get(), "BEGIN");
+        execute_on(connection_.get(),
+                   "SELECT 1 FROM perplexity_replicas WHERE name = '" + replica_ + "' FOR UPDATE");
     }
     LeaseBlocker(const LeaseBlocker&) = delete;
     LeaseBlocker& operator=(const LeaseBlocker&) = delete;
@@ -116,24 +124,14 @@ class LeaseBlocker {
     /// Lets the replica renew again.
     void release() {
         if (connection_ != nullptr) {
-            PQclear(PQexec(connection_, "ROLLBACK"));
-            PQfinish(connection_);
-            connection_ = nullptr;
+            PQclear(PQexec(connection_.get(), "ROLLBACK"));
+            connection_.reset();
         }
     }
 
   private:
-    void run(const std::string& sql) {
-        PGresult* result = PQexec(connection_, sql.c_str());
-        const ExecStatusType status = PQresultStatus(result);
-        PQclear(result);
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-            throw std::runtime_error("test SQL failed: " + sql + ": " + PQerrorMessage(connection_));
-        }
-    }
-
     std::string replica_;
-    PGconn* connection_;
+    TestConnection connection_;
 };
 
 /// An io_context running on a thread of its own, for the ledger's background work.
