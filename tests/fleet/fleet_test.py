@@ -97,14 +97,20 @@ INTERRUPTED_STOP_GRACE_S = 2.0
 # Processes
 
 
+def on_parent_death(number):
+    """Asks Linux to send this process signal `number` when the thread that forked it dies
+    (PR_SET_PDEATHSIG); best effort."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(number))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def _die_with_parent():
     """In the child before exec: SIGKILL when the driver's thread that forked it (the main thread) dies, so
     that nothing outlives a driver killed before its clean-up. (Not SIGTERM: a replica stopping on SIGTERM
     tries to end its lease first, for up to 30 s while the database is unreachable.)"""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    on_parent_death(signal.SIGKILL)
 
 
 def wait_for_line(path, pattern, child, timeout, what):
@@ -971,10 +977,7 @@ def main(argv):
     # SIGTERM when the parent dies (`cluster run` killed with SIGKILL: its watcher stops the database), so that
     # this driver and what it started do not wait out the timeout against a database that is gone.
     parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    on_parent_death(signal.SIGTERM)
     if os.getppid() != parent:
         return 128 + signal.SIGTERM
     cluster = Cluster()  # exits 2 without the PERPLEXITY_PG_* environment

@@ -58,37 +58,26 @@ export PKG_CONFIG_PATH=$prefix/share/pkgconfig
     echo "pkg-config found another perplexity-async: $(pkg-config --path perplexity-async)" >&2
     exit 1
 }
-[ "$(pkg-config --modversion perplexity-async)" = "$version" ] || { echo "the .pc file has another version" >&2; exit 1; }
 mkdir "$scratch/pkg-config"
-# shellcheck disable=SC2046,SC2086 # the compiler command and the flags are meant to split into words
-quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/consumer.cpp" -o "$scratch/pkg-config/consumer" \
-    $(pkg-config --cflags --libs perplexity-async)
-run_consumer "$scratch/pkg-config/consumer"
-[ "$(pkg-config --modversion perplexity-async-sqlite)" = "$version" ] || {
-    echo "perplexity-async-sqlite.pc has another version" >&2
-    exit 1
+# Builds and runs scratch/pkg-config/OUTPUT from the compiler arguments given, with PACKAGE's flags, once
+# PACKAGE's .pc file says this version.
+pkg_config_consumer() {
+    local package=$1 output=$2
+    shift 2
+    [ "$(pkg-config --modversion "$package")" = "$version" ] || {
+        echo "$package.pc has another version" >&2
+        exit 1
+    }
+    # shellcheck disable=SC2046,SC2086 # the compiler command and the flags are meant to split into words
+    quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$@" -o "$scratch/pkg-config/$output" \
+        $(pkg-config --cflags --libs "$package")
+    run_consumer "$scratch/pkg-config/$output"
 }
-# shellcheck disable=SC2046,SC2086
-quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/sqlite_consumer.cpp" \
-    -o "$scratch/pkg-config/sqlite_consumer" $(pkg-config --cflags --libs perplexity-async-sqlite)
-run_consumer "$scratch/pkg-config/sqlite_consumer"
-[ "$(pkg-config --modversion perplexity-async-postgres)" = "$version" ] || {
-    echo "perplexity-async-postgres.pc has another version" >&2
-    exit 1
-}
-# shellcheck disable=SC2046,SC2086
-quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror "$here/postgres_consumer.cpp" \
-    -o "$scratch/pkg-config/postgres_consumer" $(pkg-config --cflags --libs perplexity-async-postgres)
-run_consumer "$scratch/pkg-config/postgres_consumer"
-[ "$(pkg-config --modversion perplexity-async-separate)" = "$version" ] || {
-    echo "perplexity-async-separate.pc has another version" >&2
-    exit 1
-}
-# shellcheck disable=SC2046,SC2086
-quietly $CXX -std=c++20 -Wall -Wextra -Wpedantic -Werror -DEXPECT_SEPARATE_COMPILATION "$here/consumer.cpp" \
-    "$here/separate_src.cpp" -o "$scratch/pkg-config/separate_consumer" \
-    $(pkg-config --cflags --libs perplexity-async-separate)
-run_consumer "$scratch/pkg-config/separate_consumer"
+pkg_config_consumer perplexity-async consumer "$here/consumer.cpp"
+pkg_config_consumer perplexity-async-sqlite sqlite_consumer "$here/sqlite_consumer.cpp"
+pkg_config_consumer perplexity-async-postgres postgres_consumer "$here/postgres_consumer.cpp"
+pkg_config_consumer perplexity-async-separate separate_consumer -DEXPECT_SEPARATE_COMPILATION \
+    "$here/consumer.cpp" "$here/separate_src.cpp"
 unset PKG_CONFIG_PATH
 lap pkg-config
 
